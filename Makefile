@@ -1,0 +1,40 @@
+# media_assets: `make dev` starts the UI with sample media ready; `make test` runs the suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export MEDIA_ASSETS_INBOX ?= $(CURDIR)/data/inbox
+export MEDIA_ASSETS_STORE ?= $(CURDIR)/data/store
+export MEDIA_ASSETS_POLICY ?= $(CURDIR)/policy.yaml
+
+.PHONY: install samples dev test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+samples: install  ## put generated sample images (one corrupt, one empty, ...) in the inbox
+	$(PY) -m media_assets.samples "$(MEDIA_ASSETS_INBOX)"
+
+dev: install samples  ## start dagster dev (webserver + daemon) with the inbox sensor running
+	mkdir -p "$(DAGSTER_HOME)"
+	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+test: install  ## the whole suite (CI runs exactly this)
+	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks
+
+bench: install  ## throughput vs a bare-library loop, and drop-to-thumbnail latency
+	$(PY) benchmarks/ingest_benchmark.py
+
+clean:
+	rm -rf data .dagster_home

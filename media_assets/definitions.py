@@ -1,0 +1,40 @@
+"""Assembly only: the code location's assets, checks, jobs, sensors and resources.
+
+Paths default to folders under the working directory; environment variables override them
+(MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY), read by Dagster at run time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar, in_process_executor
+
+from media_assets.defs.catalog import catalog
+from media_assets.defs.checks import batch_checks
+from media_assets.defs.derivatives import image_derivatives
+from media_assets.defs.intake import originals
+from media_assets.defs.jobs import process_batch_job
+from media_assets.defs.metadata import image_metadata
+from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
+from media_assets.defs.sensors import inbox_sensor
+
+
+def _setting(env_name: str, default: str) -> str | EnvVar:
+    """An EnvVar when the variable is set (resolved by Dagster at run time), else the default."""
+    return EnvVar(env_name) if env_name in os.environ else default
+
+
+defs = Definitions(
+    assets=[originals, image_metadata, image_derivatives, catalog],
+    asset_checks=batch_checks,
+    jobs=[process_batch_job],
+    sensors=[inbox_sensor],
+    resources={
+        "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
+        "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),
+        "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),
+    },
+    # Steps run in the run's own process; the per-file process pool does the parallel work.
+    executor=in_process_executor,
+)

@@ -1,0 +1,1 @@
+"""Thin Dagster wiring: assets, checks, sensors, jobs and resources over the pure core."""

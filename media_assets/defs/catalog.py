@@ -1,0 +1,170 @@
+"""`catalog`: one Parquet fragment of arrival rows per batch (rewritten whole when the batch is
+re-materialised, so nothing is double-counted), read together with the compacted index."""
+
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from PIL import Image
+
+from media_assets.defs.common import STORAGE_RETRY, require_intake, table
+from media_assets.defs.derivatives import image_derivatives
+from media_assets.defs.intake import INTAKE_VERSION
+from media_assets.defs.metadata import EXTRACTOR_VERSION, image_metadata
+from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media.catalog import (
+    fragment_bytes,
+    fragment_key,
+    latest_fragments,
+)
+from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, derivative_key, metadata_key
+from media_assets.media.manifest import load_step_results, quarantine_records
+from media_assets.media.policy import Policy
+
+CATALOG_VERSION = "catalog-1"
+
+
+@asset(
+    deps=[image_metadata, *image_derivatives.keys],
+    partitions_def=batch_partitions,
+    backfill_policy=one_run_per_batch,
+    code_version=CATALOG_VERSION,
+    retry_policy=STORAGE_RETRY,
+    group_name="catalog",
+    kinds={"parquet", "polars"},
+)
+def catalog(
+    context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource
+) -> MaterializeResult:
+    """The batch's arrival rows: origin, checksum, metadata, derivatives, rights, versions."""
+    store, rules, batch_key = storage.store(), policy.load(), context.partition_key
+    manifest = require_intake(store, batch_key)
+    now = datetime.now(UTC)
+    previous = _previous_derivatives(store, batch_key)
+    code_versions = json.dumps(_code_versions(context), sort_keys=True)
+    rows = build_rows(store, manifest, rules, previous, now=now, run_id=context.run.run_id,
+                      code_versions=code_versions)
+    key = fragment_key(batch_key, now, context.run.run_id)
+    store.put_bytes(key, fragment_bytes(rows))
+    for stale in store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"):
+        if stale != key:
+            store.delete(stale)  # superseded by the fragment just written
+    ok = [r for r in rows if r["status"] == "ok"]
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(rows),
+        "ok": len(ok),
+        "quarantined": len(rows) - len(ok),
+        "duplicates": sum(bool(r["duplicate"]) for r in rows),
+        "fragment": MetadataValue.path(store.describe(key)),
+        "policy_version": rules.stamp,
+        "rows": table(rows, [
+            ("source_name", "string"), ("content_id", "string"), ("status", "string"),
+            ("reason", "string"), ("media_type", "string"), ("width", "int"),
+            ("height", "int"), ("bytes", "int"), ("intake_ms", "float"),
+            ("derivatives_ms", "float"),
+        ]),
+    })
+
+
+def _code_versions(context: AssetExecutionContext) -> dict[str, str]:
+    versions = {"originals": INTAKE_VERSION, "image_metadata": EXTRACTOR_VERSION}
+    for spec in image_derivatives.specs:
+        versions[spec.key.to_user_string()] = spec.code_version or ""
+    versions["catalog"] = CATALOG_VERSION
+    return versions
+
+
+def _previous_derivatives(store: Any, batch_key: str) -> dict[str, list[dict[str, Any]]]:
+    """Derivatives recorded by this batch's last fragment (kept if still in the store)."""
+    latest = latest_fragments(store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"))
+    if batch_key not in latest:
+        return {}
+    with store.local_path(latest[batch_key]) as path:
+        frame = pl.read_parquet(path, columns=["content_id", "derivatives"])
+    return {row["content_id"]: row["derivatives"] or [] for row in frame.iter_rows(named=True)}
+
+
+def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
+               previous: dict[str, list[dict[str, Any]]], *, now: datetime, run_id: str,
+               code_versions: str) -> list[dict[str, Any]]:
+    """One arrival row per file of the batch, from the manifest and what the store holds."""
+    batch_key = manifest["batch_key"]
+    quarantined = quarantine_records(store, batch_key)
+    metadata_ms = load_step_results(store, batch_key, "image_metadata").get("ms", {})
+    derivatives_ms = load_step_results(store, batch_key, "derivatives").get("ms", {})
+    rows = []
+    for entry in manifest["files"]:
+        cid = entry.get("content_id") or "unknown"
+        record = quarantined.get(cid)
+        meta = _metadata(store, cid) if entry["status"] == "ok" else {}
+        status = "quarantined" if record or entry["status"] != "ok" else "ok"
+        rows.append({
+            "content_id": cid,
+            "source_name": entry["source_name"],
+            "batch_key": batch_key,
+            "lane": manifest.get("lane"),
+            "arrived_at": _parse_time(entry.get("arrived_at")),
+            "cataloged_at": now,
+            "status": status,
+            "duplicate": bool(entry.get("duplicate")),
+            "reason": (record or {}).get("reason") or entry.get("reason"),
+            "detail": (record or {}).get("detail") or entry.get("detail"),
+            "media_kind": entry.get("kind"),
+            "media_type": entry.get("type"),
+            "bytes": entry.get("bytes"),
+            "width": meta.get("display_width") or entry.get("width"),
+            "height": meta.get("display_height") or entry.get("height"),
+            "original_key": entry.get("original_key"),
+            "quarantine_key": (record or {}).get("bytes_key") or entry.get("quarantine_key"),
+            "capture_time": meta.get("capture_time"),
+            "camera": " ".join(filter(None, [meta.get("camera_make"),
+                                             meta.get("camera_model")])) or None,
+            "gps_present": meta.get("gps_present"),
+            "creator": meta.get("artist"),
+            "rights": meta.get("copyright"),
+            "retention": "indefinite",
+            "metadata_json": json.dumps(meta, sort_keys=True) if meta else None,
+            "derivatives": _derivatives(store, cid, rules, previous.get(cid, []))
+            if status == "ok" else [],
+            "intake_ms": entry.get("intake_ms"),
+            "metadata_ms": metadata_ms.get(cid),
+            "derivatives_ms": derivatives_ms.get(cid),
+            "code_versions": code_versions,
+            "policy_version": rules.stamp,
+            "run_id": run_id,
+        })
+    return rows
+
+
+def _metadata(store: Any, cid: str) -> dict[str, Any]:
+    key = metadata_key(cid, EXTRACTOR_VERSION)
+    return json.loads(store.read_bytes(key)) if store.exists(key) else {}
+
+
+def _derivatives(store: Any, cid: str, rules: Policy,
+                 previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Current-spec derivatives that exist; otherwise the older ones still in the store."""
+    older = {d["name"]: d for d in previous}
+    found = []
+    for spec in rules.derivatives:
+        key = derivative_key(spec.name, spec.spec_hash, cid, spec.extension)
+        if store.exists(key):
+            found.append(_describe(store, spec.name, key, spec.spec_hash))
+        elif spec.name in older and store.exists(older[spec.name]["key"]):
+            found.append(older[spec.name])
+    return found
+
+
+def _describe(store: Any, name: str, key: str, spec_hash: str) -> dict[str, Any]:
+    with store.local_path(key) as path, Image.open(path) as im:
+        width, height = im.size
+    return {"name": name, "key": key, "spec_hash": spec_hash, "width": width,
+            "height": height, "bytes": store.size(key)}
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -1,0 +1,143 @@
+"""Asset checks per batch. Each names the failing files in its metadata; only a batch-wide
+failure (the store unreadable) is blocking. Per-file problems quarantine, never fail a batch."""
+
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+from PIL import Image
+
+from media_assets.defs.catalog import catalog
+from media_assets.defs.common import require_intake, stored_images
+from media_assets.defs.intake import originals
+from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media.catalog import latest_fragments
+from media_assets.media.intake import hash_file
+from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, derivative_key
+from media_assets.media.manifest import quarantine_records
+
+
+def _result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not failures,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"checked": checked, "failing": len(failures),
+                  "failing_files": MetadataValue.json(failures), **extra},
+    )
+
+
+@asset_check(asset=originals, partitions_def=batch_partitions, blocking=True,
+             description="The store is readable and writable and holds the batch manifest.")
+def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage) -> AssetCheckResult:
+    store = storage.store()
+    problems = {}
+    root = getattr(store, "root", None)
+    if root is not None and not os.access(root, os.R_OK | os.W_OK):
+        problems["store"] = f"{root} is not readable and writable"
+    for key in _partition_keys(context):
+        try:
+            require_intake(store, key)
+        except Exception as exc:  # noqa: BLE001 - reported as the check's finding
+            problems[key] = str(exc)
+    return _result(problems, checked=1)
+
+
+@asset_check(asset=originals, partitions_def=batch_partitions,
+             description="Every stored original still hashes to its content id.")
+def originals_fixity(context: AssetCheckExecutionContext, storage: MediaStorage) -> AssetCheckResult:
+    store = storage.store()
+    failures, checked = {}, 0
+    for key in _partition_keys(context):
+        for cid, entry in stored_images(require_intake(store, key)).items():
+            checked += 1
+            if not store.exists(entry["original_key"]):
+                failures[entry["source_name"]] = "original missing from the store"
+                continue
+            with store.local_path(entry["original_key"]) as path:
+                if hash_file(path) != cid:
+                    failures[entry["source_name"]] = "bytes no longer match the content id"
+    return _result(failures, checked)
+
+
+def _derivative_check(asset_name: str, derivative: str):
+    @asset_check(asset=asset_name, name=f"{asset_name}_conform_to_spec",
+                 partitions_def=batch_partitions,
+                 description=f"Every {derivative} decodes and respects its current spec.")
+    def _check(context: AssetCheckExecutionContext, storage: MediaStorage,
+               policy: PolicyResource) -> AssetCheckResult:
+        store, spec = storage.store(), policy.load().derivative(derivative)
+        failures, checked = {}, 0
+        for key in _partition_keys(context):
+            images = stored_images(require_intake(store, key),
+                                   exclude=set(quarantine_records(store, key)))
+            for cid, entry in images.items():
+                checked += 1
+                problem = _inspect(store, derivative_key(spec.name, spec.spec_hash, cid,
+                                                         spec.extension), spec)
+                if problem:
+                    failures[entry["source_name"]] = problem
+        return _result(failures, checked, spec_hash=spec.spec_hash)
+
+    return _check
+
+
+def _inspect(store: Any, key: str, spec: Any) -> str | None:
+    if not store.exists(key):
+        return "missing"
+    try:
+        with store.local_path(key) as path, Image.open(path) as im:
+            im.load()
+            fmt, size = (im.format or "").lower(), im.size
+    except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
+        return f"does not decode: {exc}"
+    if fmt != spec.format:
+        return f"format {fmt}, spec says {spec.format}"
+    if max(size) > spec.long_edge:
+        return f"long edge {max(size)} > {spec.long_edge}"
+    return None
+
+
+thumbnails_conform = _derivative_check("thumbnails", "thumbnail")
+previews_conform = _derivative_check("previews", "preview")
+
+
+@asset_check(asset=catalog, partitions_def=batch_partitions,
+             description="The batch's catalog rows match its files one to one.")
+def catalog_matches_batch(context: AssetCheckExecutionContext,
+                          storage: MediaStorage) -> AssetCheckResult:
+    import polars as pl
+
+    store = storage.store()
+    failures, checked = {}, 0
+    for key in _partition_keys(context):
+        manifest = require_intake(store, key)
+        expected = {(f["source_name"], f.get("content_id") or "unknown")
+                    for f in manifest["files"]}
+        fragments = latest_fragments(store.list(f"{CATALOG_FRAGMENTS_PREFIX}{key}/"))
+        rows: set[tuple[str, str]] = set()
+        if key in fragments:
+            with store.local_path(fragments[key]) as path:
+                frame = pl.read_parquet(path, columns=["source_name", "content_id"])
+            rows = set(frame.iter_rows())
+        checked += len(expected)
+        failures.update({name: "no catalog row" for name, _ in expected - rows})
+        failures.update({name: "catalog row for a file not in the batch"
+                         for name, _ in rows - expected})
+    return _result(failures, checked)
+
+
+def _partition_keys(context: AssetCheckExecutionContext) -> Iterable[str]:
+    return context.partition_keys if context.has_partition_key_range else [context.partition_key]
+
+
+batch_checks = [store_is_usable, originals_fixity, thumbnails_conform, previews_conform,
+                catalog_matches_batch]

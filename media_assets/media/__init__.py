@@ -1,0 +1,1 @@
+"""Pure media core: probing, validation, derivatives, catalog. Never imports dagster."""

@@ -1,0 +1,127 @@
+"""Adaptive batching, as a pure function of what the inbox holds and the time.
+
+A lane's batch closes when it is full (files or bytes) or when its oldest file has waited
+`max_wait_seconds`: a lone file goes within seconds, a flood goes in large batches. Under a
+steady trickle a daily partition budget stretches the wait (never past the freshness target),
+so partitions grow with bursts of work, not with files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from media_assets.media.policy import Batching
+from media_assets.media.sniff import Sniffed, declared_pixels, sniff
+
+LANES = ("image", "av", "heavy")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A settled, unclaimed inbox file with the lane its header put it in."""
+
+    name: str
+    size: int
+    mtime: float
+    lane: str
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    lane: str
+    files: tuple[Candidate, ...]
+    closed_because: str  # "full" | "waited" | "waited (over budget)"
+
+
+@dataclass
+class BudgetState:
+    """The only state the sensor keeps between ticks: today's batch count (a tiny cursor)."""
+
+    day: str = ""
+    batches: int = 0
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> BudgetState:
+        if not cursor:
+            return cls()
+        data = json.loads(cursor)
+        return cls(day=data.get("day", ""), batches=int(data.get("batches", 0)))
+
+    def to_cursor(self) -> str:
+        return json.dumps({"day": self.day, "batches": self.batches}, sort_keys=True)
+
+    def for_day(self, now: datetime) -> BudgetState:
+        day = now.astimezone(UTC).date().isoformat()
+        return self if self.day == day else BudgetState(day=day, batches=0)
+
+
+@dataclass
+class Plan:
+    batches: list[PlannedBatch] = field(default_factory=list)
+    waiting: int = 0
+    budget: BudgetState = field(default_factory=BudgetState)
+    over_budget: bool = False
+
+
+def classify_lane(header: bytes, size: int, batching: Batching) -> tuple[str, Sniffed]:
+    """Lane from the header and size alone: heavy files never hold up the ordinary flow."""
+    sniffed = sniff(header)
+    if size >= batching.heavy_min_bytes:
+        return "heavy", sniffed
+    if sniffed.kind == "image":
+        pixels = declared_pixels(header)
+        if pixels is not None and pixels >= batching.heavy_min_pixels:
+            return "heavy", sniffed
+        return "image", sniffed
+    if sniffed.kind in ("audio", "video"):
+        return "av", sniffed
+    return "image", sniffed  # unknown content is rejected cheaply with the images
+
+
+def within_budget(state: BudgetState, batching: Batching, now: datetime) -> bool:
+    """True while today's batches keep pace with the daily budget (plus a burst allowance)."""
+    utc = now.astimezone(UTC)
+    elapsed = (utc - utc.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+    allowed = batching.daily_partition_budget * elapsed / 86400 + batching.budget_burst
+    return state.batches < allowed
+
+
+def plan_batches(
+    candidates: list[Candidate], batching: Batching, state: BudgetState, now: datetime,
+    freshness_seconds: float,
+) -> Plan:
+    """Decide which batches to close now; the rest wait for the next tick."""
+    state = state.for_day(now)
+    plan = Plan(budget=state)
+    for lane in LANES:
+        queue = sorted((c for c in candidates if c.lane == lane), key=lambda c: (c.mtime, c.name))
+        while queue:
+            take, size = 0, 0
+            while take < len(queue) and take < batching.max_files:
+                if take and size + queue[take].size > batching.max_bytes:
+                    break
+                size += queue[take].size
+                take += 1
+            full = take < len(queue) or take == batching.max_files
+            waited = now.timestamp() - queue[0].mtime
+            if full:
+                reason = "full"
+            elif waited >= batching.max_wait_seconds and within_budget(state, batching, now):
+                reason = "waited"
+            elif waited >= min(batching.over_budget_max_wait_seconds, freshness_seconds):
+                reason = "waited (over budget)"
+            else:
+                plan.over_budget = plan.over_budget or waited >= batching.max_wait_seconds
+                plan.waiting += len(queue)
+                break
+            plan.batches.append(PlannedBatch(lane, tuple(queue[:take]), reason))
+            state.batches += 1
+            queue = queue[take:]
+    return plan
+
+
+def batch_key(now: datetime, sequence: int) -> str:
+    """Readable, time-ordered partition key, e.g. 20261127T021503Z-0001."""
+    return f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}-{sequence:04d}"

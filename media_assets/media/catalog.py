@@ -1,0 +1,176 @@
+"""The catalog: append-only Parquet fragments of arrival rows, one per batch, plus a compacted
+index. The per-content view (one row per content id) is derived, never stored by hand."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from media_assets.media.layout import (
+    CATALOG_FRAGMENTS_PREFIX,
+    CATALOG_INDEX_PREFIX,
+)
+from media_assets.media.policy import Policy
+
+SCHEMA_VERSION = "1"
+
+DERIVATIVE_TYPE = pa.struct([
+    ("name", pa.string()), ("key", pa.string()), ("spec_hash", pa.string()),
+    ("width", pa.int32()), ("height", pa.int32()), ("bytes", pa.int64()),
+])
+
+ARRIVAL_SCHEMA = pa.schema([
+    pa.field("content_id", pa.string(), nullable=False),
+    pa.field("source_name", pa.string(), nullable=False),
+    pa.field("batch_key", pa.string(), nullable=False),
+    pa.field("lane", pa.string()),
+    pa.field("arrived_at", pa.timestamp("us", tz="UTC")),
+    pa.field("cataloged_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # ok | quarantined
+    pa.field("duplicate", pa.bool_()),
+    pa.field("reason", pa.string()),
+    pa.field("detail", pa.string()),
+    pa.field("media_kind", pa.string()),
+    pa.field("media_type", pa.string()),
+    pa.field("bytes", pa.int64()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("original_key", pa.string()),
+    pa.field("quarantine_key", pa.string()),
+    pa.field("capture_time", pa.string()),
+    pa.field("camera", pa.string()),
+    pa.field("gps_present", pa.bool_()),
+    pa.field("creator", pa.string()),
+    pa.field("rights", pa.string()),
+    pa.field("retention", pa.string()),
+    pa.field("metadata_json", pa.string()),
+    pa.field("derivatives", pa.list_(DERIVATIVE_TYPE)),
+    pa.field("intake_ms", pa.float64()),
+    pa.field("metadata_ms", pa.float64()),
+    pa.field("derivatives_ms", pa.float64()),
+    pa.field("code_versions", pa.string()),
+    pa.field("policy_version", pa.string()),
+    pa.field("run_id", pa.string()),
+    pa.field("schema_version", pa.string(), nullable=False),
+], metadata={"media_assets.schema_version": SCHEMA_VERSION})
+
+
+def fragment_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Encode arrival rows as one Parquet fragment (zstd, explicit schema, sorted by id)."""
+    completed = [{**row, "schema_version": SCHEMA_VERSION} for row in rows]
+    completed.sort(key=lambda r: (r["content_id"], r["source_name"]))
+    table = pa.Table.from_pylist(completed, schema=ARRIVAL_SCHEMA)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def fragment_key(batch_key: str, written_at: datetime, run_id: str) -> str:
+    """Each write of a batch's fragment gets a new, time-ordered name; the newest wins."""
+    stamp = written_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/{stamp}-{run_id[:8]}.parquet"
+
+
+def latest_fragments(keys: Iterable[str]) -> dict[str, str]:
+    """Batch key -> its newest fragment key, from a listing of the fragments prefix."""
+    latest: dict[str, str] = {}
+    for key in keys:
+        rest = key[len(CATALOG_FRAGMENTS_PREFIX):]
+        batch, _, name = rest.rpartition("/")
+        if batch and name.endswith(".parquet") and key > latest.get(batch, ""):
+            latest[batch] = key
+    return latest
+
+
+def empty_arrivals() -> pl.DataFrame:
+    return pl.from_arrow(ARRIVAL_SCHEMA.empty_table())  # type: ignore[return-value]
+
+
+def _read_parquet(store: Any, key: str) -> pl.DataFrame:
+    with store.local_path(key) as path:
+        return pl.read_parquet(path)
+
+
+def read_index_manifest(store: Any) -> dict[str, Any] | None:
+    manifests = sorted(k for k in store.list(CATALOG_INDEX_PREFIX) if k.endswith(".json"))
+    return json.loads(store.read_bytes(manifests[-1])) if manifests else None
+
+
+def read_arrivals(store: Any) -> pl.DataFrame:
+    """Every arrival row: the compacted index plus the fragments written since it."""
+    latest = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
+    manifest = read_index_manifest(store)
+    frames: list[pl.DataFrame] = []
+    covered: dict[str, str] = manifest["fragments"] if manifest else {}
+    fresh = {batch: key for batch, key in latest.items() if covered.get(batch) != key}
+    if manifest:
+        index = _read_parquet(store, manifest["index_key"])
+        frames.append(index.filter(~pl.col("batch_key").is_in(list(fresh))))
+    frames.extend(_read_parquet(store, key) for key in fresh.values())
+    if not frames:
+        return empty_arrivals()
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def compact(store: Any, now: datetime) -> dict[str, Any]:
+    """Rewrite all arrival rows as one index sorted by content id, with a manifest of the
+    fragments it covers. Fragments stay in place; readers skip the ones the index covers."""
+    latest = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
+    arrivals = read_arrivals(store).sort("content_id")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    index_key = f"{CATALOG_INDEX_PREFIX}index-{stamp}.parquet"
+    sink = io.BytesIO()
+    arrivals.write_parquet(sink, compression="zstd", row_group_size=100_000)
+    store.put_bytes(index_key, sink.getvalue())
+    manifest = {"index_key": index_key, "rows": arrivals.height, "fragments": latest,
+                "schema_version": SCHEMA_VERSION, "created_at": now.isoformat()}
+    store.put_bytes(f"{CATALOG_INDEX_PREFIX}manifest-{stamp}.json",
+                    json.dumps(manifest, indent=1, sort_keys=True).encode())
+    return manifest
+
+
+def content_view(arrivals: pl.DataFrame) -> pl.DataFrame:
+    """One row per content id: every name it arrived under, and its latest state."""
+    if arrivals.is_empty():
+        return arrivals.with_columns(pl.lit([]).alias("source_names")).head(0)
+    latest = arrivals.sort("cataloged_at").group_by("content_id").last()
+    names = arrivals.group_by("content_id").agg(
+        pl.col("source_name").unique().sort().alias("source_names"),
+        pl.col("batch_key").unique().sort().alias("batch_keys"),
+        pl.col("arrived_at").min().alias("first_arrived_at"),
+        pl.len().alias("arrivals"),
+    )
+    return latest.join(names, on="content_id").sort("content_id")
+
+
+def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:
+    """Arrival rows for a content id (full or a prefix of 8+ hex digits) or a source name."""
+    query = query.strip()
+    by_id = pl.col("content_id").str.starts_with(query.lower()) if len(query) >= 8 else pl.lit(
+        False
+    )
+    by_name = (pl.col("source_name") == query) | pl.col("source_name").str.ends_with(f"/{query}")
+    return arrivals.filter(by_id | by_name).sort("cataloged_at")
+
+
+def stale_derivatives(arrivals: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Per (batch, derivative): how many ok files lack the derivative at the current spec."""
+    view = content_view(arrivals).filter(pl.col("status") == "ok")
+    rows = []
+    for record in view.iter_rows(named=True):
+        have = {d["name"]: d["spec_hash"] for d in record["derivatives"] or []}
+        for spec in policy.derivatives:
+            if have.get(spec.name) != spec.spec_hash:
+                rows.append({"batch_key": record["batch_key"], "derivative": spec.name,
+                             "content_id": record["content_id"],
+                             "state": "missing" if spec.name not in have else "stale"})
+    schema = {"batch_key": pl.String, "derivative": pl.String, "content_id": pl.String,
+              "state": pl.String}
+    return pl.DataFrame(rows, schema=schema)

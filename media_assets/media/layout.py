@@ -1,0 +1,44 @@
+"""Where everything lives in the store: keys are derived from content ids, never names."""
+
+from __future__ import annotations
+
+
+def _shard(content_id: str) -> str:
+    return f"{content_id[:2]}/{content_id[2:4]}/{content_id}"
+
+
+def original_key(content_id: str, extension: str) -> str:
+    return f"originals/{_shard(content_id)}.{extension}"
+
+
+def derivative_key(name: str, spec_hash: str, content_id: str, extension: str) -> str:
+    return f"derived/{name}/{spec_hash}/{_shard(content_id)}.{extension}"
+
+
+def metadata_key(content_id: str, extractor_version: str) -> str:
+    return f"metadata/{extractor_version}/{_shard(content_id)}.json"
+
+
+def quarantine_blob_key(content_id: str) -> str:
+    return f"quarantine/blobs/{_shard(content_id)}"
+
+
+def quarantine_record_key(batch_key: str, content_id: str) -> str:
+    return f"quarantine/records/{batch_key}/{content_id}.json"
+
+
+def batch_manifest_key(batch_key: str) -> str:
+    return f"batches/{batch_key}.json"
+
+
+def open_batch_marker_key(batch_key: str) -> str:
+    return f"batches/open/{batch_key}"
+
+
+OPEN_BATCHES_PREFIX = "batches/open/"
+CATALOG_FRAGMENTS_PREFIX = "catalog/fragments/"
+CATALOG_INDEX_PREFIX = "catalog/index/"
+
+
+def catalog_fragment_key(batch_key: str) -> str:
+    return f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}.parquet"

@@ -1,0 +1,106 @@
+"""Batch manifests: a batch's membership, written durably before its partition exists and
+completed by its run with the resolved content ids. Also the quarantine records."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from media_assets.media.layout import (
+    OPEN_BATCHES_PREFIX,
+    batch_manifest_key,
+    open_batch_marker_key,
+    quarantine_blob_key,
+    quarantine_record_key,
+)
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True, default=str).encode()
+
+
+def new_manifest(batch_key: str, lane: str, sources: list[dict[str, Any]],
+                 created_at: datetime, reason: str = "") -> dict[str, Any]:
+    """A batch's membership: each source is {'inbox': name, ...} or {'content_id': id}."""
+    return {"batch_key": batch_key, "lane": lane, "created_at": created_at.isoformat(),
+            "closed_because": reason, "sources": sources, "files": None}
+
+
+def open_batch(store: Any, manifest: dict[str, Any]) -> None:
+    """Write the manifest, then the open marker that claims its inbox files."""
+    key = manifest["batch_key"]
+    store.put_bytes(batch_manifest_key(key), _dump(manifest))
+    store.put_bytes(open_batch_marker_key(key), b"")
+
+
+def load_manifest(store: Any, batch_key: str) -> dict[str, Any] | None:
+    key = batch_manifest_key(batch_key)
+    return json.loads(store.read_bytes(key)) if store.exists(key) else None
+
+
+def save_manifest(store: Any, manifest: dict[str, Any]) -> None:
+    store.put_bytes(batch_manifest_key(manifest["batch_key"]), _dump(manifest))
+
+
+def close_batch(store: Any, batch_key: str) -> None:
+    """Release the claim on the batch's inbox files (they have left the inbox by now)."""
+    store.delete(open_batch_marker_key(batch_key))
+
+
+def open_batch_keys(store: Any) -> list[str]:
+    return [k[len(OPEN_BATCHES_PREFIX):] for k in store.list(OPEN_BATCHES_PREFIX)]
+
+
+def claimed_inbox_names(store: Any) -> tuple[set[str], list[dict[str, Any]]]:
+    """Inbox names held by open batches, and those batches' manifests."""
+    names: set[str] = set()
+    manifests = []
+    for key in open_batch_keys(store):
+        manifest = load_manifest(store, key)
+        if manifest is None:
+            continue
+        manifests.append(manifest)
+        names.update(s["inbox"] for s in manifest["sources"] if "inbox" in s)
+    return names, manifests
+
+
+def quarantine(store: Any, *, bytes_path: Path | None, content_id: str, batch_key: str,
+               source_name: str, reason: str, detail: str, error_class: str, stage: str,
+               run_id: str, now: datetime | None = None) -> str:
+    """Keep the bad file's bytes (once per content) and a JSON record of why, per batch."""
+    blob = quarantine_blob_key(content_id)
+    if bytes_path is not None:
+        store.put_file_if_absent(blob, bytes_path)
+    record = {
+        "content_id": content_id, "source_name": source_name, "reason": reason,
+        "detail": detail, "error_class": error_class, "stage": stage, "batch_key": batch_key,
+        "run_id": run_id, "quarantined_at": (now or datetime.now(UTC)).isoformat(),
+        "bytes_key": blob,
+    }
+    store.put_bytes(quarantine_record_key(batch_key, content_id), _dump(record))
+    return blob
+
+
+def quarantine_records(store: Any, batch_key: str) -> dict[str, dict[str, Any]]:
+    """Content id -> quarantine record, for one batch."""
+    prefix = f"quarantine/records/{batch_key}/"
+    return {
+        Path(k).stem: json.loads(store.read_bytes(k))
+        for k in store.list(prefix) if k.endswith(".json")
+    }
+
+
+def all_quarantine_records(store: Any) -> list[dict[str, Any]]:
+    return [json.loads(store.read_bytes(k)) for k in store.list("quarantine/records/")
+            if k.endswith(".json")]
+
+
+def save_step_results(store: Any, batch_key: str, step: str, results: dict[str, Any]) -> None:
+    store.put_bytes(f"batches/results/{batch_key}/{step}.json", _dump(results))
+
+
+def load_step_results(store: Any, batch_key: str, step: str) -> dict[str, Any]:
+    key = f"batches/results/{batch_key}/{step}.json"
+    return json.loads(store.read_bytes(key)) if store.exists(key) else {}

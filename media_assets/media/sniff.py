@@ -1,0 +1,61 @@
+"""Identify a file by its first bytes (never by its name) and sort it into a lane."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import filetype
+from PIL import Image
+
+# filetype's extension -> our short type name, by media kind.
+_IMAGE = {
+    "jpg": "jpeg", "png": "png", "apng": "png", "webp": "webp", "gif": "gif", "tif": "tiff",
+    "bmp": "bmp", "heic": "heic", "avif": "avif",
+}
+_AUDIO = {"mp3": "mp3", "m4a": "m4a", "ogg": "ogg", "flac": "flac", "wav": "wav", "aac": "aac"}
+_VIDEO = {"mp4": "mp4", "m4v": "mp4", "mov": "mov", "mkv": "mkv", "webm": "webm", "avi": "avi"}
+_HEIF_BRANDS = {b"mif1", b"msf1", b"heix", b"hevc", b"hevx", b"heim", b"heis"}
+
+EXTENSIONS = {"jpeg": "jpg", "tiff": "tif"}
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the magic bytes say: media kind ('image', 'audio', 'video' or 'other') and type."""
+
+    kind: str
+    type: str | None
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS.get(self.type or "", self.type or "bin")
+
+
+def sniff(header: bytes) -> Sniffed:
+    """Classify a file from its first bytes; unknown content is kind 'other'."""
+    if not header:
+        return Sniffed("other", None)
+    guess = filetype.guess(header)
+    ext = guess.extension if guess else None
+    if ext in _IMAGE:
+        return Sniffed("image", _IMAGE[ext])
+    if ext in _VIDEO:
+        return Sniffed("video", _VIDEO[ext])
+    if ext in _AUDIO:
+        return Sniffed("audio", _AUDIO[ext])
+    if header[4:8] == b"ftyp" and header[8:12] in _HEIF_BRANDS:
+        return Sniffed("image", "heif")
+    return Sniffed("other", ext)
+
+
+def declared_pixels(header: bytes) -> int | None:
+    """Width x height from an image header alone, when the header holds it (no decode)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(header)) as im:
+                return im.width * im.height
+    except Exception:  # noqa: BLE001 - a header we cannot parse simply declares nothing
+        return None

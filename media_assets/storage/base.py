@@ -1,0 +1,80 @@
+"""The storage contract. Keys are '/'-separated strings; every write is atomic.
+
+Shaped like an object store (keys, streaming reads and writes, put-if-absent, list by prefix)
+so that local folders and S3 implement the same interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from media_assets.media.errors import TransientError
+
+T = TypeVar("T")
+
+TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY, errno.ETIMEDOUT}
+
+
+def with_transient_retries(fn: Callable[..., T]) -> Callable[..., T]:
+    """Retry an operation that raised TransientError, bounded, with jittered backoff."""
+    return retry(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_after_attempt(4),
+        wait=wait_random_exponential(multiplier=0.2, max=3),
+        reraise=True,
+    )(fn)
+
+
+@contextlib.contextmanager
+def classify_os_errors() -> Iterator[None]:
+    """Turn OSErrors that a retry may fix into TransientError; let the rest propagate."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in TRANSIENT_ERRNOS:
+            raise TransientError(str(exc)) from exc
+        raise
+
+
+class ObjectStore(Protocol):
+    """Content store, derivatives, quarantine and catalog all live behind this."""
+
+    def put_file(self, key: str, source: Path) -> None: ...
+    def put_file_if_absent(self, key: str, source: Path) -> bool: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool: ...
+    def open_read(self, key: str) -> BinaryIO: ...
+    def read_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
+    def list(self, prefix: str) -> Iterator[str]: ...
+    def delete(self, key: str) -> None: ...
+    def local_path(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def staging_dir(self) -> Path: ...
+    def describe(self, key: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One file waiting in the inbox, as a listing sees it (no content read)."""
+
+    name: str  # path relative to the inbox root, '/'-separated
+    size: int
+    mtime: float
+
+
+class Inbox(Protocol):
+    """Where files land. Listing and header reads must stay cheap: the sensor uses them."""
+
+    def list_entries(self) -> Iterator[InboxEntry]: ...
+    def read_header(self, name: str, size: int) -> bytes: ...
+    def local_path(self, name: str) -> contextlib.AbstractContextManager[Path]: ...
+    def remove(self, name: str) -> None: ...
+    def exists(self, name: str) -> bool: ...

@@ -1,0 +1,200 @@
+"""Local-folder implementations of the storage contract (the embedded default)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from media_assets.storage.base import InboxEntry, classify_os_errors
+
+TEMP_MARK = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write `data` to `target` so readers see either the old file or the whole new one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class LocalObjectStore:
+    """Objects as files under `root`; temp file + fsync + rename for every write."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"invalid key {key!r}")
+        return self.root / key
+
+    def staging_dir(self) -> Path:
+        """A scratch folder on the store's filesystem, so staged files move in by rename."""
+        path = self.root / ".staging"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _staged_copy(self, source: Path, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return Path(tmp)
+
+    def put_file(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        with classify_os_errors():
+            tmp = self._staged_copy(source, target)
+            os.replace(tmp, target)
+            fsync_dir(target.parent)
+
+    def put_file_if_absent(self, key: str, source: Path) -> bool:
+        """Store `source` under `key` unless the key exists: atomic even across processes."""
+        target = self._path(key)
+        if target.exists():
+            return False
+        staged = source.parent == self.staging_dir()  # already durable on this filesystem
+        with classify_os_errors():
+            tmp = source if staged else self._staged_copy(source, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(tmp, target)  # fails if another writer got there first
+            except FileExistsError:
+                return False
+            finally:
+                if not staged:
+                    os.unlink(tmp)
+            fsync_dir(target.parent)
+            return True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with classify_os_errors():
+            atomic_write_bytes(self._path(key), data)
+
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        if self.exists(key):
+            return False
+        with tempfile.TemporaryDirectory(dir=self.staging_dir()) as scratch:
+            path = Path(scratch) / "blob"
+            path.write_bytes(data)
+            return self.put_file_if_absent(key, path)
+
+    def open_read(self, key: str) -> BinaryIO:
+        with classify_os_errors():
+            return open(self._path(key), "rb")
+
+    def read_bytes(self, key: str) -> bytes:
+        with classify_os_errors():
+            return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix` (a folder-like prefix), in sorted order, temp files skipped."""
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if TEMP_MARK in name or name.startswith("."):
+                    continue
+                yield Path(dirpath, name).relative_to(self.root).as_posix()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no object {key!r} in {self.root}")
+        yield path
+
+    def describe(self, key: str) -> str:
+        return str(self._path(key))
+
+
+class LocalInbox:
+    """A folder that files are dropped into. Dotfiles and partial-download names are ignored."""
+
+    IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~", ".swp")
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, name: str) -> Path:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"invalid inbox name {name!r}")
+        return self.root / name
+
+    def is_ignored(self, name: str) -> bool:
+        parts = name.split("/")
+        return any(p.startswith(".") for p in parts) or name.lower().endswith(
+            self.IGNORED_SUFFIXES
+        )
+
+    def list_entries(self) -> Iterator[InboxEntry]:
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = Path(dirpath, filename)
+                name = path.relative_to(self.root).as_posix()
+                if self.is_ignored(name):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # removed between listing and stat
+                    continue
+                yield InboxEntry(name=name, size=stat.st_size, mtime=stat.st_mtime)
+
+    def read_header(self, name: str, size: int) -> bytes:
+        with open(self._path(name), "rb") as handle:
+            return handle.read(size)
+
+    @contextlib.contextmanager
+    def local_path(self, name: str) -> Iterator[Path]:
+        yield self._path(name)
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(name).unlink()
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
