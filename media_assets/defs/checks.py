@@ -37,7 +37,8 @@ def _result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckR
 
 @asset_check(asset=originals, partitions_def=batch_partitions, blocking=True,
              description="The store is readable and writable and holds the batch manifest.")
-def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage) -> AssetCheckResult:
+def store_is_usable(context: AssetCheckExecutionContext,
+                    storage: MediaStorage) -> AssetCheckResult:
     store = storage.store()
     problems = {}
     root = getattr(store, "root", None)
@@ -53,7 +54,8 @@ def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage) 
 
 @asset_check(asset=originals, partitions_def=batch_partitions,
              description="Every stored original still hashes to its content id.")
-def originals_fixity(context: AssetCheckExecutionContext, storage: MediaStorage) -> AssetCheckResult:
+def originals_fixity(context: AssetCheckExecutionContext,
+                     storage: MediaStorage) -> AssetCheckResult:
     store = storage.store()
     failures, checked = {}, 0
     for key in _partition_keys(context):

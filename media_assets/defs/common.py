@@ -7,8 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy, TableRecord
-from dagster import TableColumn, TableSchema
+from dagster import (
+    Backoff,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
 
 from media_assets.media.manifest import load_manifest
 from media_assets.media.policy import Policy

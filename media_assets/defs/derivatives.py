@@ -31,7 +31,7 @@ from media_assets.media.contact_sheet import contact_sheet, data_uri
 from media_assets.media.errors import Rejected
 from media_assets.media.images import render_derivatives
 from media_assets.media.layout import derivative_key
-from media_assets.media.manifest import quarantine, quarantine_records, save_step_results
+from media_assets.media.manifest import quarantine, quarantine_records, save_step_timings
 from media_assets.media.policy import DerivativeSpec
 from media_assets.media.pool import run_isolated, timed_call
 
@@ -79,7 +79,7 @@ def image_derivatives(
                                           batch_key, context.run.run_id)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    save_step_results(store, batch_key, "derivatives", {"ms": timings})
+    save_step_timings(store, batch_key, "derivatives", timings)
     elapsed = time.perf_counter() - started
 
     for name, spec in zip(selected, specs, strict=True):

@@ -120,8 +120,9 @@ def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
         staged_path.unlink(missing_ok=True)
 
 
-def _quarantined(store: Any, base: dict[str, Any], content_id: str, reason: str, detail: str, error: Exception | None, batch_key: str,
-                 run_id: str, bytes_path: Path | None) -> dict[str, Any]:
+def _quarantined(store: Any, base: dict[str, Any], content_id: str, reason: str, detail: str,
+                 error: Exception | None, batch_key: str, run_id: str,
+                 bytes_path: Path | None) -> dict[str, Any]:
     key = quarantine(
         store, bytes_path=bytes_path, content_id=content_id, batch_key=batch_key,
         source_name=base["source_name"], reason=reason, detail=detail,

@@ -22,7 +22,7 @@ from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.errors import Rejected
 from media_assets.media.images import extract_metadata
 from media_assets.media.layout import metadata_key
-from media_assets.media.manifest import quarantine, quarantine_records, save_step_results
+from media_assets.media.manifest import quarantine, quarantine_records, save_step_timings
 from media_assets.media.pool import run_isolated, timed_call
 
 EXTRACTOR_VERSION = "image-v1"
@@ -69,7 +69,7 @@ def image_metadata(
                        error_class=type(outcome.error).__name__, stage="image_metadata",
                        run_id=context.run.run_id)
         failed.append({"source_name": entry["source_name"], "content_id": cid, "reason": reason})
-    save_step_results(store, batch_key, "image_metadata", {"ms": timings})
+    save_step_timings(store, batch_key, "image_metadata", timings)
     rows = [{"source_name": e["source_name"], "content_id": cid,
              **_load(store, cid)} for cid, e in images.items()]
     return MaterializeResult(metadata={

@@ -124,7 +124,10 @@ def _open(path: Path, max_pixels: int) -> Iterator[ImageFile.ImageFile]:
                 raise Rejected(
                     "too_many_pixels", f"{width} x {height} = {width * height} > {max_pixels}"
                 )
-            yield im
+            try:
+                yield im
+            except Image.DecompressionBombError as exc:  # raised by some plugins on seek/load
+                raise Rejected("too_many_pixels", str(exc)) from exc
 
 
 def _short_type(im: Image.Image, path: Path) -> str:
@@ -319,6 +322,8 @@ def _draft_scale(long_edge: int, draft_edge: int) -> int:
 def _to_8bit(im: Image.Image) -> Image.Image:
     """Any decoded mode -> one of L, LA, RGB, RGBA, CMYK (8 bits per channel), scaling depth."""
     mode = im.mode
+    if mode in ("L", "RGB") and "transparency" in im.info:
+        return im.convert("RGBA")  # a colour-keyed transparent colour (PNG tRNS)
     if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
         return im
     if mode == "1":
@@ -398,9 +403,7 @@ def decode_for_derivatives(path: Path, draft_edge: int, max_pixels: int) -> Imag
                     reduced = im.draft(im.mode, box) is not None
                 im.load()
                 frame: Image.Image = _to_8bit(im)
-            except Image.DecompressionBombError as exc:
-                raise Rejected("too_many_pixels", str(exc)) from exc
-            except _DECODE_ERRORS as exc:
+            except (*_DECODE_ERRORS, ImageCms.PyCMSError) as exc:
                 raise _rejected_from(exc) from exc
     if not reduced:
         factor = max(frame.size) // draft_edge

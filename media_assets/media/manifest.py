@@ -97,8 +97,11 @@ def all_quarantine_records(store: Any) -> list[dict[str, Any]]:
             if k.endswith(".json")]
 
 
-def save_step_results(store: Any, batch_key: str, step: str, results: dict[str, Any]) -> None:
-    store.put_bytes(f"batches/results/{batch_key}/{step}.json", _dump(results))
+def save_step_timings(store: Any, batch_key: str, step: str, ms: dict[str, float]) -> None:
+    """Per-file milliseconds of a step; files skipped by a rerun keep the time of the run
+    that did their work."""
+    merged = {**load_step_results(store, batch_key, step).get("ms", {}), **ms}
+    store.put_bytes(f"batches/results/{batch_key}/{step}.json", _dump({"ms": merged}))
 
 
 def load_step_results(store: Any, batch_key: str, step: str) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class DerivativeSpec:
 @dataclass(frozen=True)
 class Limits:
     max_file_bytes: int = 512 * 1024**2
-    max_pixels: int = 250_000_000
+    max_pixels: int = 178_000_000  # Pillow refuses > 2 x MAX_IMAGE_PIXELS (~179 MP) anyway
     allowed_types: tuple[str, ...] = IMAGE_TYPES
     per_file_timeout_seconds: float = 120.0
     worker_memory_mb: int = 3072

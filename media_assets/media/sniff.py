@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -57,5 +58,9 @@ def declared_pixels(header: bytes) -> int | None:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(header)) as im:
                 return im.width * im.height
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses to open it at all; its message still carries the declared size.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        return int(found.group(1)) if found else None
     except Exception:  # noqa: BLE001 - a header we cannot parse simply declares nothing
         return None

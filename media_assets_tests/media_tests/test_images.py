@@ -79,7 +79,7 @@ def no_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ImageFile.ImageFile, "load", forbidden)
 
 
-# --- orientation -----------------------------------------------------------------------------
+# --- orientation ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -114,7 +114,7 @@ def test_orientation_is_applied_to_avif_too(tmp_path: Path) -> None:
     assert near(out.getpixel((22, 45)), BLUE, 60)
 
 
-# --- what the outputs carry --------------------------------------------------------------------
+# --- what the outputs carry -----------------------------------------------------------------------
 
 
 def test_outputs_carry_no_exif_gps_xmp_or_foreign_icc(
@@ -155,7 +155,7 @@ def test_encoder_settings(tmp_path: Path, samples: dict[str, Path]) -> None:
     assert (small.width, small.height) == (60, 45)
 
 
-# --- colour -------------------------------------------------------------------------------------
+# --- colour ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -247,6 +247,17 @@ def test_palette_with_transparency_becomes_rgba(tmp_path: Path) -> None:
     assert near(out.getpixel((20, 20)), (0, 0, 255, 255), 20)
 
 
+def test_colour_keyed_transparency_becomes_alpha(tmp_path: Path) -> None:
+    keyed = Image.new("RGB", (40, 40), (0, 255, 0))
+    keyed.paste(BLUE, (10, 10, 30, 30))
+    source = save(keyed, tmp_path / "keyed.png", "PNG", transparency=(0, 255, 0))
+
+    out = render_one(source, tmp_path / "out", DerivativeSpec("k", 40, "webp", 90))
+
+    assert out.mode == "RGBA" and out.getpixel((1, 1))[3] == 0
+    assert near(out.getpixel((20, 20)), (*BLUE, 255), 20)
+
+
 @pytest.mark.parametrize(
     ("mode", "colour", "expected_mode"),
     [("1", 1, "RGB"), ("L", 90, "RGB"), ("LA", (90, 128), "RGBA"), ("RGBA", (1, 2, 3, 4), "RGBA")],
@@ -259,7 +270,9 @@ def test_other_modes_become_8_bit_rgb_or_rgba(
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("GIF", "gif"), ("WEBP", "webp"), ("PNG", "png")])
-def test_animation_renders_its_first_frame_as_a_still(tmp_path: Path, fmt: str, suffix: str) -> None:
+def test_animation_renders_its_first_frame_as_a_still(
+    tmp_path: Path, fmt: str, suffix: str
+) -> None:
     first, *rest = [Image.new("RGB", (80, 60), colour) for colour in (RED, GREEN, BLUE)]
     source = tmp_path / f"anim.{suffix}"
     first.save(source, fmt, save_all=True, append_images=rest, duration=100, loop=0)
@@ -433,15 +446,21 @@ def test_decompression_bomb_is_rejected_from_the_header(
     assert time.perf_counter() - started < 1.0
 
 
-def test_pillow_global_limits_are_left_alone() -> None:
-    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
-    assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)
+def test_pillow_global_limits_are_left_alone(tmp_path: Path, samples: dict[str, Path]) -> None:
+    before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+    render_derivatives(samples["camera_rotated.jpg"], [THUMB], tmp_path / "ok", MAX_PIXELS)
+    with pytest.raises(Rejected):
+        render_derivatives(samples["broken.jpg"], [THUMB], tmp_path / "bad", MAX_PIXELS)
+    after = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+    assert after == before
 
 
-# --- probing and metadata ---------------------------------------------------------------------------
+# --- probing and metadata -------------------------------------------------------------------------
 
 
-def test_metadata_of_a_rotated_camera_photo(samples: dict[str, Path], no_pixel_decoding: None) -> None:
+def test_metadata_of_a_rotated_camera_photo(
+    samples: dict[str, Path], no_pixel_decoding: None
+) -> None:
     meta = extract_metadata(samples["camera_rotated.jpg"], MAX_PIXELS)
 
     assert json.loads(json.dumps(meta)) == meta, "JSON-serialisable"
@@ -467,7 +486,8 @@ def test_metadata_without_exif_is_none_not_missing(
 ) -> None:
     meta = extract_metadata(samples["logo_alpha.png"], MAX_PIXELS)
     assert meta["has_alpha"] is True and meta["mode"] == "RGBA"
-    for key in ("camera_make", "camera_model", "lens_model", "capture_time", "artist", "icc_profile"):
+    absent = ("camera_make", "camera_model", "lens_model", "capture_time", "artist", "icc_profile")
+    for key in absent:
         assert key in meta and meta[key] is None
     assert meta["gps_present"] is False and meta["orientation"] == 1
 
@@ -526,9 +546,10 @@ def test_every_good_sample_renders(tmp_path: Path, samples: dict[str, Path]) -> 
         probe = probe_image(path, MAX_PIXELS)
         rendered = render_derivatives(path, [THUMB, PREVIEW], tmp_path / name, MAX_PIXELS)
         assert set(rendered) == {"thumbnail", "preview"}, name
+        source_long = max(probe.width, probe.height)
         preview, thumbnail = rendered["preview"], rendered["thumbnail"]
-        assert max(preview.width, preview.height) == max(probe.width, probe.height), name
-        assert max(thumbnail.width, thumbnail.height) == 250, name
+        assert max(preview.width, preview.height) == source_long, name
+        assert max(thumbnail.width, thumbnail.height) == min(250, source_long), name
 
 
 def test_sample_writer_command_line(tmp_path: Path) -> None:

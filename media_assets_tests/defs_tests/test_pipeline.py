@@ -1,0 +1,161 @@
+"""One run per batch does the whole chain in-process on a temporary instance: originals in
+the content store, metadata, thumbnails and previews, the catalog, checks and quarantine."""
+
+import json
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from media_assets.media.catalog import content_view, stale_derivatives
+from media_assets.media.layout import original_key
+from media_assets.media.manifest import all_quarantine_records, load_manifest
+from media_assets.media.policy import load_policy
+from media_assets.samples import write_sample_images
+
+
+@pytest.fixture
+def mixed_batch(install):
+    """The sample set (incl. corrupt, empty, lying-extension and text files), processed."""
+    write_sample_images(install.inbox, size=(640, 480))
+    install.age_inbox()
+    [run] = install.ingest()
+    assert run.success
+    return install, run
+
+
+def statuses(install) -> dict[str, tuple[str, str | None]]:
+    return {r["source_name"]: (r["status"], r["reason"])
+            for r in install.arrivals().iter_rows(named=True)}
+
+
+def test_good_files_are_catalogued_and_bad_ones_quarantined_without_failing_the_batch(
+    mixed_batch,
+):
+    install, _ = mixed_batch
+    found = statuses(install)
+    ok = {n for n, (status, _) in found.items() if status == "ok"}
+    assert ok == {"camera_rotated.jpg", "logo_alpha.png", "print_cmyk.jpg", "animation.gif",
+                  "scan_16bit.tif", "web.webp", "wrong_extension.png"}
+    assert found["broken.jpg"][0] == "quarantined"
+    assert found["broken.jpg"][1] in {"truncated", "corrupt"}
+    assert found["empty.jpg"] == ("quarantined", "empty")
+    assert found["notes.txt"] == ("quarantined", "unsupported_type")
+
+
+def test_every_file_left_the_inbox_and_no_original_was_lost(mixed_batch):
+    install, _ = mixed_batch
+    assert list(install.inbox.rglob("*.*")) == []
+    for row in install.arrivals().iter_rows(named=True):
+        kept = row["original_key"] if row["status"] == "ok" else row["quarantine_key"]
+        if row["reason"] != "empty":
+            assert install.store.exists(kept), row["source_name"]
+
+
+def test_quarantine_records_say_why_and_where(mixed_batch):
+    install, run = mixed_batch
+    records = {r["source_name"]: r for r in all_quarantine_records(install.store)}
+    assert set(records) == {"broken.jpg", "empty.jpg", "notes.txt"}
+    broken = records["broken.jpg"]
+    assert broken["run_id"] == run.run_id and broken["stage"] == "derivatives"
+    assert {"content_id", "reason", "error_class", "quarantined_at", "batch_key"} <= set(broken)
+    assert install.store.exists(broken["bytes_key"])
+
+
+def test_a_lying_extension_is_processed_as_its_real_type(mixed_batch):
+    install, _ = mixed_batch
+    row = install.arrivals().filter(pl.col("source_name") == "wrong_extension.png").row(
+        0, named=True)
+    assert row["media_type"] == "jpeg" and row["original_key"].endswith(".jpg")
+
+
+def test_originals_are_addressed_by_content(mixed_batch):
+    install, _ = mixed_batch
+    row = install.arrivals().filter(pl.col("source_name") == "camera_rotated.jpg").row(
+        0, named=True)
+    assert row["original_key"] == original_key(row["content_id"], "jpg")
+    assert len(row["content_id"]) == 64
+
+
+def test_derivatives_follow_the_policy_and_are_upright(mixed_batch):
+    install, _ = mixed_batch
+    row = install.arrivals().filter(pl.col("source_name") == "camera_rotated.jpg").row(
+        0, named=True)
+    derivatives = {d["name"]: d for d in row["derivatives"]}
+    assert set(derivatives) == {"thumbnail", "preview"}
+    with install.store.local_path(derivatives["thumbnail"]["key"]) as path, Image.open(path) as im:
+        assert im.format == "WEBP" and max(im.size) == 250
+        assert im.height > im.width  # orientation 6: stored landscape, shown portrait
+    assert row["width"] < row["height"]
+    assert row["camera"] and row["gps_present"] is True
+
+
+def test_checks_pass_and_the_run_reports_tables_and_a_contact_sheet(mixed_batch):
+    _, run = mixed_batch
+    assert all(e.passed for e in run.get_asset_check_evaluations())
+    materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+                    for e in run.get_asset_materialization_events()}
+    assert set(materialized) == {"originals", "image_metadata", "thumbnails", "previews",
+                                 "catalog"}
+    assert materialized["originals"]["quarantined"].value == 2
+    assert "data:image/webp;base64," in materialized["thumbnails"]["contact_sheet"].value
+    assert len(materialized["catalog"]["rows"].records) == 10
+
+
+def test_the_same_bytes_under_another_name_cause_no_new_work(mixed_batch):
+    install, _ = mixed_batch
+    again = install.store.read_bytes(
+        install.arrivals().filter(pl.col("source_name") == "web.webp")["original_key"][0])
+    install.drop("renamed/copy.webp", again)
+    [run] = install.ingest()
+    metadata = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+                for e in run.get_asset_materialization_events()}
+    assert metadata["originals"]["duplicates"].value == 1
+    assert metadata["thumbnails"]["rendered"].value == 0
+    view = content_view(install.arrivals())
+    names = view.filter(pl.col("source_names").list.contains("web.webp"))["source_names"][0]
+    assert names.to_list() == ["renamed/copy.webp", "web.webp"]
+
+
+def test_rematerialising_a_batch_after_its_inbox_files_are_gone_is_idempotent(mixed_batch):
+    install, run = mixed_batch
+    key = run.dagster_run.tags["dagster/partition"]
+    before = install.arrivals().drop("cataloged_at", "run_id").sort("source_name")
+    rerun = install.process(key)
+    assert rerun.success
+    after = install.arrivals().drop("cataloged_at", "run_id").sort("source_name")
+    changed = [c for c in before.columns if not after[c].equals(before[c])]
+    assert changed == []
+    rendered = [e.materialization.metadata["rendered"].value
+                for e in rerun.get_asset_materialization_events()
+                if e.materialization.asset_key.to_user_string() == "thumbnails"]
+    assert rendered == [0]
+    assert load_manifest(install.store, key)["files"] is not None
+
+
+def test_changing_the_thumbnail_spec_makes_only_thumbnails_stale(mixed_batch):
+    install, run = mixed_batch
+    key = run.dagster_run.tags["dagster/partition"]
+    previews_before = sorted(install.store.list("derived/preview/"))
+    install.set_policy(derivatives={"thumbnail": {"long_edge": 200, "format": "webp",
+                                                  "quality": 75}})
+    policy = load_policy(install.policy_path)
+    stale = stale_derivatives(install.arrivals(), policy)
+    assert set(stale["derivative"]) == {"thumbnail"} and set(stale["batch_key"]) == {key}
+
+    rebuild = install.process(key, selection=["thumbnails", "catalog"])
+    assert rebuild.success
+    assert stale_derivatives(install.arrivals(), policy).is_empty()
+    assert sorted(install.store.list("derived/preview/")) == previews_before
+    row = install.arrivals().filter(pl.col("source_name") == "web.webp").row(0, named=True)
+    thumb = next(d for d in row["derivatives"] if d["name"] == "thumbnail")
+    assert thumb["spec_hash"] == policy.derivative("thumbnail").spec_hash
+    assert max(thumb["width"], thumb["height"]) == 200
+
+
+def test_catalog_rows_record_provenance(mixed_batch):
+    install, run = mixed_batch
+    row = install.arrivals().row(0, named=True)
+    assert row["run_id"] == run.run_id
+    assert json.loads(row["code_versions"])["originals"] == "originals-1"
+    assert row["policy_version"].startswith("1@")

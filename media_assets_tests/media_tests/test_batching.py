@@ -1,0 +1,86 @@
+"""Adaptive batching: a lone file goes within seconds, a flood goes in large batches, and a
+steady trickle respects the daily partition budget without breaking the freshness target."""
+
+from datetime import UTC, datetime
+
+from media_assets.media.batching import (
+    BudgetState,
+    Candidate,
+    batch_key,
+    classify_lane,
+    plan_batches,
+)
+from media_assets.media.policy import Batching
+
+NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+RULES = Batching(max_files=4, max_wait_seconds=5, daily_partition_budget=48, budget_burst=2,
+                 over_budget_max_wait_seconds=300, max_bytes=10_000)
+
+
+def files(count: int, age: float, lane: str = "image", size: int = 10) -> list[Candidate]:
+    return [Candidate(f"f{i:03d}.jpg", size, NOW.timestamp() - age - i * 0.001, lane)
+            for i in range(count)]
+
+
+def test_a_flood_closes_full_batches_and_leaves_a_young_remainder_waiting():
+    plan = plan_batches(files(10, age=1), RULES, BudgetState(), NOW, 600)
+    assert [len(b.files) for b in plan.batches] == [4, 4]
+    assert all(b.closed_because == "full" for b in plan.batches)
+    assert plan.waiting == 2
+
+
+def test_a_lone_file_goes_once_it_has_waited_max_wait():
+    assert plan_batches(files(1, age=1), RULES, BudgetState(), NOW, 600).batches == []
+    plan = plan_batches(files(1, age=6), RULES, BudgetState(), NOW, 600)
+    assert [b.closed_because for b in plan.batches] == ["waited"]
+
+
+def test_batches_close_by_bytes_as_well_as_by_count():
+    plan = plan_batches(files(3, age=1, size=6_000), RULES, BudgetState(), NOW, 600)
+    assert [len(b.files) for b in plan.batches] == [1, 1]
+
+
+def test_lanes_never_share_a_batch():
+    mixed = files(2, age=10) + files(1, age=10, lane="heavy")
+    plan = plan_batches(mixed, RULES, BudgetState(), NOW, 600)
+    assert sorted((b.lane, len(b.files)) for b in plan.batches) == [("heavy", 1), ("image", 2)]
+
+
+def test_over_the_daily_budget_a_trickle_waits_longer_but_never_past_freshness():
+    spent = BudgetState(day=NOW.date().isoformat(), batches=40)  # pace allows ~26 at noon
+    waiting = plan_batches(files(1, age=60), RULES, spent, NOW, 600)
+    assert waiting.batches == [] and waiting.over_budget
+    overdue = plan_batches(files(1, age=301), RULES, spent, NOW, 600)
+    assert [b.closed_because for b in overdue.batches] == ["waited (over budget)"]
+    fresh_bound = plan_batches(files(1, age=121), RULES, spent, NOW, freshness_seconds=120)
+    assert len(fresh_bound.batches) == 1
+
+
+def test_full_batches_close_even_over_budget():
+    spent = BudgetState(day=NOW.date().isoformat(), batches=1000)
+    assert len(plan_batches(files(4, age=0), RULES, spent, NOW, 600).batches) == 1
+
+
+def test_the_budget_counter_resets_each_day_and_fits_in_a_tiny_cursor():
+    state = BudgetState(day="2026-11-26", batches=99)
+    plan = plan_batches(files(1, age=10), RULES, state, NOW, 600)
+    assert plan.budget.day == "2026-11-27" and plan.budget.batches == 1
+    cursor = plan.budget.to_cursor()
+    assert len(cursor) < 64 and BudgetState.from_cursor(cursor) == plan.budget
+
+
+def test_batch_keys_are_readable_and_time_ordered():
+    assert batch_key(NOW, 1) == "20261127T120000Z-0001"
+    assert batch_key(NOW, 2) > batch_key(NOW, 1)
+
+
+def test_lanes_come_from_the_header_not_the_name(jpeg_header: bytes):
+    assert classify_lane(jpeg_header, 5_000, Batching())[0] == "image"
+    assert classify_lane(jpeg_header, 300 * 1024**2, Batching())[0] == "heavy"
+    mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
+    assert classify_lane(mp4, 5_000, Batching())[0] == "av"
+
+
+def test_images_declaring_huge_dimensions_go_to_the_heavy_lane(big_png_header: bytes):
+    lane, sniffed = classify_lane(big_png_header, 5_000, Batching(heavy_min_pixels=1_000_000))
+    assert (lane, sniffed.type) == ("heavy", "png")

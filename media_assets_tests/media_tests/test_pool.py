@@ -1,0 +1,72 @@
+"""Per-file isolation: a hang or a crash costs that file only, never the batch."""
+
+import os
+import time
+
+from media_assets.media.errors import Rejected, TransientError
+from media_assets.media.pool import run_isolated
+
+FLAKY_MARK = "flaky-attempts"
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def hang(_: int) -> None:
+    time.sleep(60)
+
+
+def crash(_: int) -> None:
+    os._exit(3)
+
+
+def reject(_: int) -> None:
+    raise Rejected("corrupt", "bad bytes")
+
+
+def hog_memory(_: int) -> bytes:
+    return b"x" * (2 * 1024**3)
+
+
+def flaky(path: str) -> str:
+    with open(path, "a") as handle:
+        handle.write("x")
+    with open(path) as handle:
+        if len(handle.read()) < 2:
+            raise TransientError("storage hiccup")
+    return "ok"
+
+
+def test_results_are_collected_per_key():
+    outcomes = run_isolated([(i, double, (i,)) for i in range(4)], workers=2,
+                            timeout_seconds=30, memory_mb=0)
+    assert {k: o.value for k, o in outcomes.items()} == {0: 0, 1: 2, 2: 4, 3: 6}
+
+
+def test_a_hanging_or_crashing_file_is_rejected_and_the_others_complete():
+    tasks = [("ok", double, (1,)), ("hang", hang, (0,)), ("crash", crash, (0,)),
+             ("bad", reject, (0,))]
+    started = time.monotonic()
+    outcomes = run_isolated(tasks, workers=2, timeout_seconds=3, memory_mb=0)
+    assert time.monotonic() - started < 30
+    assert outcomes["ok"].value == 2
+    assert outcomes["hang"].error.reason == "timeout"
+    assert outcomes["crash"].error.reason == "worker_crashed"
+    assert outcomes["bad"].error.reason == "corrupt"
+
+
+def test_the_memory_cap_stops_a_runaway_file():
+    outcomes = run_isolated([("hog", hog_memory, (0,)), ("ok", double, (2,))], workers=1,
+                            timeout_seconds=30, memory_mb=512)
+    assert isinstance(outcomes["hog"].error, Rejected)
+    assert outcomes["hog"].error.reason in {"out_of_memory", "worker_crashed"}
+    assert outcomes["ok"].value == 4
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times(tmp_path):
+    marker = tmp_path / FLAKY_MARK
+    outcomes = run_isolated([("f", flaky, (str(marker),))], workers=1, timeout_seconds=30,
+                            memory_mb=0)
+    assert outcomes["f"].value == "ok"
+    assert marker.read_text() == "xx"
