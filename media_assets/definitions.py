@@ -15,6 +15,12 @@ from media_assets.defs.checks import batch_checks
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import originals
 from media_assets.defs.jobs import process_batch_job
+from media_assets.defs.maintenance import (
+    maintenance_checks,
+    maintenance_jobs,
+    maintenance_schedules,
+    maintenance_sensors,
+)
 from media_assets.defs.metadata import image_metadata
 from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
 from media_assets.defs.sensors import inbox_sensor
@@ -27,9 +33,10 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
 
 defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, catalog],
-    asset_checks=batch_checks,
-    jobs=[process_batch_job],
-    sensors=[inbox_sensor],
+    asset_checks=[*batch_checks, *maintenance_checks],
+    jobs=[process_batch_job, *maintenance_jobs],
+    schedules=maintenance_schedules,
+    sensors=[inbox_sensor, *maintenance_sensors],
     resources={
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
         "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),

@@ -1,0 +1,66 @@
+"""Command line: look files up, show what is stale, compact or reconcile the catalog.
+
+    python -m media_assets lookup NAME_OR_CONTENT_ID
+    python -m media_assets stale
+    python -m media_assets compact
+    python -m media_assets reconcile
+
+The store and policy come from --store/--policy or MEDIA_ASSETS_STORE/MEDIA_ASSETS_POLICY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+
+from media_assets.media.catalog import compact, lookup, read_arrivals, stale_derivatives
+from media_assets.media.manifest import quarantine_records
+from media_assets.media.policy import load_policy
+from media_assets.media.reconcile import reconcile
+from media_assets.storage import LocalObjectStore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m media_assets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default=os.environ.get("MEDIA_ASSETS_STORE", "data/store"))
+    parser.add_argument("--policy", default=os.environ.get("MEDIA_ASSETS_POLICY", "policy.yaml"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    find = commands.add_parser("lookup", help="a file's batch, run, derivatives and row")
+    find.add_argument("query", help="source name or content id (8+ hex digits)")
+    commands.add_parser("stale", help="derivatives whose spec changed (a dry run of rebuild)")
+    commands.add_parser("compact", help="rewrite the catalog index")
+    commands.add_parser("reconcile", help="compare the store with the catalog")
+    args = parser.parse_args(argv)
+    store = LocalObjectStore(args.store)
+
+    if args.command == "lookup":
+        matches = lookup(read_arrivals(store), args.query)
+        for row in matches.iter_rows(named=True):
+            if row["status"] != "ok":
+                row["quarantine_record"] = quarantine_records(store, row["batch_key"]).get(
+                    row["content_id"])
+            row["original_path"] = store.describe(row["original_key"] or row["quarantine_key"]
+                                                  or "")
+            print(json.dumps(row, default=str, indent=1))
+        if matches.is_empty():
+            print(f"nothing in the catalog matches {args.query!r}", file=sys.stderr)
+            return 1
+    elif args.command == "stale":
+        stale = stale_derivatives(read_arrivals(store), load_policy(args.policy))
+        summary = stale.group_by("derivative", "state", "batch_key").len().sort("batch_key")
+        print(summary if summary.height else "every derivative matches the current policy")
+    elif args.command == "compact":
+        print(json.dumps(compact(store, datetime.now(UTC)) | {"fragments": "..."}, indent=1))
+    elif args.command == "reconcile":
+        found = reconcile(store, read_arrivals(store))
+        print(json.dumps(found.summary(), indent=1))
+        return 0 if found.clean else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

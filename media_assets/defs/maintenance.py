@@ -1,0 +1,154 @@
+"""Maintenance from the launchpad: look a file up, compact the catalog, reconcile the store,
+and rebuild derivatives whose spec changed."""
+
+import json
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
+    Config,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    MetadataValue,
+    OpExecutionContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset_check,
+    define_asset_job,
+    job,
+    op,
+    schedule,
+    sensor,
+)
+
+from media_assets.defs.catalog import catalog
+from media_assets.defs.common import table
+from media_assets.defs.derivatives import DERIVATIVE_ASSETS
+from media_assets.defs.jobs import process_batch_job
+from media_assets.defs.partitions import LANE_TAG
+from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media.catalog import compact, lookup, read_arrivals, stale_derivatives
+from media_assets.media.contact_sheet import data_uri
+from media_assets.media.manifest import quarantine_records
+from media_assets.media.reconcile import reconcile
+
+
+class LookupConfig(Config):
+    query: str  # a source name (with or without folders) or a content id (8+ hex digits)
+
+
+@op(description="Find a file by source name or content id: batch, run, derivatives, row.")
+def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaStorage) -> None:
+    store = storage.store()
+    matches = lookup(read_arrivals(store), config.query)
+    if matches.is_empty():
+        context.add_output_metadata({"matches": 0})
+        context.log.warning(f"nothing in the catalog matches {config.query!r}")
+        return
+    latest = matches.row(-1, named=True)
+    metadata = {
+        "matches": matches.height,
+        "arrivals": table(matches.to_dicts(), [
+            ("source_name", "string"), ("content_id", "string"), ("batch_key", "string"),
+            ("run_id", "string"), ("status", "string"), ("reason", "string"),
+            ("original_key", "string"),
+        ]),
+        "latest": MetadataValue.json(_jsonable(latest)),
+    }
+    if latest["status"] != "ok":
+        record = quarantine_records(store, latest["batch_key"]).get(latest["content_id"])
+        metadata["quarantine_record"] = MetadataValue.json(record or {})
+    thumb = next((d for d in latest["derivatives"] or [] if d["name"] == "thumbnail"), None)
+    if thumb and store.exists(thumb["key"]):
+        from PIL import Image
+
+        with store.local_path(thumb["key"]) as path, Image.open(path) as im:
+            metadata["thumbnail"] = MetadataValue.md(f"![thumbnail]({data_uri(im.copy())})")
+    context.add_output_metadata(metadata)
+    context.log.info(json.dumps(_jsonable(latest), indent=1))
+
+
+def _jsonable(row: dict) -> dict:
+    return json.loads(json.dumps(row, default=str))
+
+
+@job(description="Look a file up by source name or content id (set `query` in the launchpad).")
+def lookup_file():
+    find_file()
+
+
+@op(description="Rewrite the catalog's fragments into one index sorted by content id.")
+def compact_catalog_op(context: OpExecutionContext, storage: MediaStorage) -> None:
+    manifest = compact(storage.store(), datetime.now(UTC))
+    context.add_output_metadata({"rows": manifest["rows"],
+                                 "fragments_covered": len(manifest["fragments"]),
+                                 "index": manifest["index_key"]})
+
+
+@job(description="Compact the catalog so lookups read one sorted file instead of many.")
+def compact_catalog():
+    compact_catalog_op()
+
+
+@asset_check(asset=catalog, description="The whole store agrees with the catalog: no orphan "
+             "originals, no missing originals or derivatives, no duplicated arrival rows.")
+def store_reconciles_with_catalog(storage: MediaStorage) -> AssetCheckResult:
+    store = storage.store()
+    found = reconcile(store, read_arrivals(store))
+    return AssetCheckResult(
+        passed=found.clean, severity=AssetCheckSeverity.ERROR,
+        metadata={"contents_checked": found.checked_contents,
+                  **{k: MetadataValue.json(v) for k, v in found.summary().items()},
+                  **{f"{k}_count": len(v) for k, v in found.__dict__.items()
+                     if isinstance(v, list)}},
+    )
+
+
+reconcile_job = define_asset_job(
+    "reconcile_store", selection=AssetSelection.checks(store_reconciles_with_catalog),
+    description="Reconcile the whole store with the catalog (also runs nightly).",
+)
+
+
+@schedule(job=reconcile_job, cron_schedule="30 3 * * *",
+          default_status=DefaultScheduleStatus.RUNNING)
+def nightly_reconcile():
+    return RunRequest()
+
+
+@sensor(job=process_batch_job, minimum_interval_seconds=120,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="When a derivative's spec changes in the policy, re-renders only that "
+                    "derivative (and the catalog) for the batches that carry the old spec.")
+def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaStorage,
+                             policy: PolicyResource) -> SensorResult | SkipReason:
+    rules = policy.load()
+    stale = stale_derivatives(read_arrivals(storage.store()), rules)
+    if stale.is_empty():
+        return SkipReason("every derivative matches the policy's current specs")
+    requests = []
+    for (batch, derivative), group in stale.group_by(["batch_key", "derivative"]):
+        asset_name = next(a for a, d in DERIVATIVE_ASSETS.items() if d == derivative)
+        spec_hash = rules.derivative(derivative).spec_hash
+        requests.append(RunRequest(
+            run_key=f"rebuild:{batch}:{derivative}:{spec_hash}",
+            partition_key=batch,
+            asset_selection=[AssetKey(asset_name), AssetKey("catalog")],
+            tags={LANE_TAG: "rebuild", "dagster/priority": "-1",
+                  "media_assets/rebuild": f"{derivative}@{spec_hash}",
+                  "media_assets/files": str(group.height)},
+        ))
+    context.log.info(f"{len(requests)} rebuild runs for {stale.height} stale derivatives")
+    return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key))
+
+
+
+maintenance_jobs = [lookup_file, compact_catalog, reconcile_job]
+maintenance_checks = [store_reconciles_with_catalog]
+maintenance_schedules = [nightly_reconcile]
+maintenance_sensors = [stale_derivatives_sensor]

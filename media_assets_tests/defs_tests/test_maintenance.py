@@ -1,0 +1,88 @@
+"""Maintenance: lookup (job and CLI), reconciliation, compaction, and the rebuild sensor that
+re-renders only the derivative whose spec changed."""
+
+import json
+
+from dagster import AssetKey, SkipReason, build_sensor_context
+
+from media_assets.cli import main as cli
+from media_assets.definitions import defs
+from media_assets.defs.maintenance import stale_derivatives_sensor
+from media_assets.media.catalog import read_index_manifest
+from media_assets.samples import write_sample_images
+
+
+def ingest_samples(install):
+    write_sample_images(install.inbox, size=(320, 240))
+    install.age_inbox()
+    [run] = install.ingest()
+    return run
+
+
+def run_job(install, name, run_config=None):
+    return defs.resolve_job_def(name).execute_in_process(
+        instance=install.instance, resources=install.resources(), run_config=run_config)
+
+
+def test_lookup_job_finds_a_file_by_name_with_its_thumbnail(install):
+    ingest_samples(install)
+    result = run_job(install, "lookup_file",
+                     {"ops": {"find_file": {"config": {"query": "camera_rotated.jpg"}}}})
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = event.event_specific_data.metadata
+    assert metadata["matches"].value == 1
+    assert metadata["latest"].value["status"] == "ok"
+    assert "data:image/webp;base64," in metadata["thumbnail"].value
+
+
+def test_lookup_job_shows_a_quarantined_files_reason(install):
+    ingest_samples(install)
+    result = run_job(install, "lookup_file",
+                     {"ops": {"find_file": {"config": {"query": "empty.jpg"}}}})
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert event.event_specific_data.metadata["quarantine_record"].value["reason"] == "empty"
+
+
+def test_lookup_cli_by_content_id_prints_batch_run_and_paths(install, capsys):
+    run = ingest_samples(install)
+    cid = install.arrivals().filter(
+        install.arrivals()["source_name"] == "web.webp")["content_id"][0]
+    assert cli(["--store", str(install.root / "store"), "lookup", cid[:12]]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["source_name"] == "web.webp" and row["run_id"] == run.run_id
+    assert row["original_path"].endswith(".webp")
+    assert cli(["--store", str(install.root / "store"), "lookup", "no-such-file"]) == 1
+
+
+def test_reconciliation_passes_on_a_clean_store_and_names_orphans(install):
+    ingest_samples(install)
+    clean = run_job(install, "reconcile_store")
+    [evaluation] = clean.get_asset_check_evaluations()
+    assert evaluation.passed
+    install.store.put_bytes("originals/ff/ff/" + "f" * 64 + ".jpg", b"stray")
+    dirty = run_job(install, "reconcile_store")
+    [evaluation] = dirty.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["orphan_originals"].value == ["originals/ff/ff/" + "f" * 64
+                                                             + ".jpg"]
+
+
+def test_compaction_keeps_every_row(install):
+    ingest_samples(install)
+    before = install.arrivals().height
+    run_job(install, "compact_catalog")
+    assert read_index_manifest(install.store)["rows"] == before
+    assert install.arrivals().height == before
+
+
+def test_rebuild_sensor_rerenders_only_the_changed_derivative(install):
+    ingest_samples(install)
+    context = build_sensor_context(instance=install.instance, resources=install.resources())
+    assert isinstance(stale_derivatives_sensor(context), SkipReason)
+
+    install.set_policy(derivatives={"preview": {"long_edge": 800, "format": "jpeg",
+                                                "quality": 70}})
+    result = stale_derivatives_sensor(context)
+    [request] = result.run_requests
+    assert set(request.asset_selection) == {AssetKey("previews"), AssetKey("catalog")}
+    assert request.tags["dagster/priority"] == "-1"
