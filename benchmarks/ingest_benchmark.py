@@ -571,8 +571,10 @@ def analyse_runs(dagster_home: Path, store: Path, flood_dropped_at: float | None
 
     instance = DagsterInstance.from_config(str(dagster_home))
     try:
-        marks = {DagsterEventType.RUN_ENQUEUED: "enqueued", DagsterEventType.RUN_DEQUEUED:
-                 "dequeued", DagsterEventType.RUN_STARTING: "starting",
+        # enqueued (by the sensor) -> starting (the queue let it go; its process is launched)
+        # -> started (the run process is up) -> steps -> ended.
+        marks = {DagsterEventType.RUN_ENQUEUED: "enqueued",
+                 DagsterEventType.RUN_STARTING: "starting",
                  DagsterEventType.RUN_START: "started", DagsterEventType.RUN_SUCCESS: "ended",
                  DagsterEventType.RUN_FAILURE: "ended"}
         runs = []
@@ -602,8 +604,8 @@ def analyse_runs(dagster_home: Path, store: Path, flood_dropped_at: float | None
                 "closed_because": closed,
                 "created_after_flood_drop_s": gap(flood_dropped_at, created)
                 if flood_dropped_at and created >= flood_dropped_at else None,
-                "queued_s": gap(created, times.get("dequeued")),
-                "launch_to_start_s": gap(times.get("dequeued"), times.get("started")),
+                "queued_s": gap(created, times.get("starting")),
+                "launch_to_start_s": gap(times.get("starting"), times.get("started")),
                 "start_to_first_step_s": gap(times.get("started"),
                                              min(step_starts) if step_starts else None),
                 "steps_s": steps,

@@ -81,7 +81,7 @@ def inbox_sensor(
     state = BudgetState.from_cursor(context.cursor)
     plan = plan_batches(candidates, batching, state, now, rules.freshness_minutes * 60)
     new_keys, requests = [], []
-    first_sequence = state.for_day(now).batches + 1
+    first_sequence = plan.budget.batches - len(plan.batches) + 1
     for offset, batch in enumerate(plan.batches):
         key = batch_key(now, first_sequence + offset)
         sources = [{"inbox": c.name, "size": c.size, "mtime": c.mtime} for c in batch.files]
@@ -108,9 +108,10 @@ def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int
     """What the tick did, in words, for the sensor's tick history in the UI."""
     files = sum(len(b.files) for b in plan.batches)
     lanes = Counter(b.lane for b in plan.batches)
-    parts = [f"{len(plan.batches)} batches for {files} files"
-             + (f" ({', '.join(f'{n} {lane}' for lane, n in sorted(lanes.items()))})"
-                if lanes else "")]
+    parts = []
+    if plan.batches:
+        by_lane = ", ".join(f"{n} {lane}" for lane, n in sorted(lanes.items()))
+        parts.append(f"{len(plan.batches)} runs for {files} files ({by_lane})")
     if plan.waiting:
         parts.append(f"{plan.waiting} files waiting for their batch to fill"
                      + (" (daily partition budget reached)" if plan.over_budget else ""))
@@ -122,4 +123,4 @@ def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int
         parts.append("tick budget reached; the rest next tick")
     if orphans:
         parts.append(f"{orphans} unregistered batches recovered")
-    return "; ".join(parts)
+    return "; ".join(parts) or "nothing new in the inbox"

@@ -9,7 +9,7 @@ so partitions grow with bursts of work, not with files.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from media_assets.media.policy import Batching
@@ -93,7 +93,7 @@ def plan_batches(
     freshness_seconds: float,
 ) -> Plan:
     """Decide which batches to close now; the rest wait for the next tick."""
-    state = state.for_day(now)
+    state = replace(state.for_day(now))  # never mutate the caller's state
     plan = Plan(budget=state)
     for lane in LANES:
         queue = sorted((c for c in candidates if c.lane == lane), key=lambda c: (c.mtime, c.name))

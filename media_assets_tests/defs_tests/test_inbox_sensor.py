@@ -45,15 +45,25 @@ def test_batches_close_by_age(install, jpeg_header):
     assert len(load_manifest(install.store, request.partition_key)["sources"]) == 2
 
 
-def test_the_daily_budget_holds_a_trickle_back(install, jpeg_header):
-    install.set_policy(batching={"daily_partition_budget": 1, "budget_burst": 0,
-                                 "over_budget_max_wait_seconds": 500})
-    install.cursor = json.dumps({"day": "2999-01-01", "batches": 0})  # a new day: count resets
+def test_over_the_daily_budget_a_trickle_waits_and_the_tick_says_why(install, jpeg_header):
+    install.set_policy(batching={"daily_partition_budget": 0, "budget_burst": 0,
+                                 "over_budget_max_wait_seconds": 100})
     install.drop("a.jpg", jpeg_header, age=30)
-    first = install.tick()
-    # within the budget's pace only if the day is young; either way the message explains it
-    if isinstance(first, SkipReason):
-        assert "daily partition budget" in first.skip_message
+    held = install.tick()
+    assert isinstance(held, SkipReason)
+    assert "1 files waiting" in held.skip_message
+    assert "daily partition budget" in held.skip_message
+    install.drop("a.jpg", jpeg_header, age=150)  # waited past the over-budget bound
+    assert len(install.tick().run_requests) == 1
+
+
+def test_batch_keys_number_the_days_batches_from_one(install, jpeg_header):
+    install.drop("a.jpg", jpeg_header, age=30)
+    [request] = install.tick().run_requests
+    assert request.partition_key.endswith("-0001")
+    install.drop("b.jpg", jpeg_header + b"b", age=30)
+    [request] = install.tick().run_requests
+    assert request.partition_key.endswith("-0002")
 
 
 def test_claimed_files_are_not_batched_twice(install, jpeg_header):
