@@ -1,7 +1,6 @@
 """The inbox sensor: cheap listing, settle time, lanes from headers, adaptive batches,
 claimed files excluded, idempotent run keys, and a cursor that stays tiny."""
 
-import json
 
 from dagster import SkipReason
 
