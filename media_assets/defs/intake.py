@@ -49,12 +49,13 @@ def originals(
     inbox_paths: dict[str, Path] = {}
     files: list[dict[str, Any]] = []
     for source in manifest["sources"]:
-        if "inbox" in source and drop.exists(source["inbox"]):
+        if "inbox" in source and source["inbox"] in previous:
+            files.append(previous[source["inbox"]])  # ingested by an earlier run of this batch
+            drop.remove(source["inbox"])  # in case that run stopped before removing it
+        elif "inbox" in source and drop.exists(source["inbox"]):
             with drop.local_path(source["inbox"]) as path:
                 inbox_paths[source["inbox"]] = path
                 to_stage[source["inbox"]] = (stage_file, (str(path), str(staging), rules.limits))
-        elif "inbox" in source and source["inbox"] in previous:
-            files.append(previous[source["inbox"]])  # ingested by an earlier run of this batch
         elif "content_id" in source:
             files.append(_from_store(store, source))
         else:
@@ -69,10 +70,8 @@ def originals(
 
     def settle(name: str) -> dict[str, Any]:
         outcome = outcomes[name]
-        entry = _settle(store, name, inbox_paths[name], sources[name], outcome.value,
-                        outcome.error, batch_key, run_id)
-        drop.remove(name)  # only after the bytes are stored and verified, or quarantined
-        return entry
+        return _settle(store, name, inbox_paths[name], sources[name], outcome.value,
+                       outcome.error, batch_key, run_id)
 
     with ThreadPoolExecutor(max_workers=4) as threads:
         files.extend(threads.map(settle, list(outcomes)))
@@ -82,6 +81,10 @@ def originals(
     manifest["intake_run_id"] = run_id
     manifest["policy_version"] = rules.stamp
     save_manifest(store, manifest)
+    # Files leave the inbox only now: their bytes are stored and verified (or quarantined)
+    # and the manifest that links each name to its content id is durable.
+    for name in outcomes:
+        drop.remove(name)
     close_batch(store, batch_key)
     return MaterializeResult(metadata=_summary(manifest["files"], elapsed))
 
