@@ -63,7 +63,7 @@ class Batching:
     tick_seconds_budget: float = 20.0
     daily_partition_budget: int = 48
     budget_burst: int = 12
-    over_budget_max_wait_seconds: float = 300.0
+    over_budget_max_wait_seconds: float = 600.0
     heavy_min_bytes: int = 200 * 1024**2
     heavy_min_pixels: int = 100_000_000
 
