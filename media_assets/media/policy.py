@@ -57,7 +57,7 @@ class Batching:
     settle_seconds: float = 2.0
     max_files: int = 64
     max_bytes: int = 2 * 1024**3
-    max_wait_seconds: float = 5.0
+    max_wait_seconds: float = 3.0
     header_bytes: int = 65536
     tick_file_budget: int = 5000
     tick_seconds_budget: float = 20.0

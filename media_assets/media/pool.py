@@ -3,6 +3,7 @@ per file, and a crash or hang costs only that file."""
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import resource
 import time
@@ -65,10 +66,8 @@ def run_isolated(
     if not pending:
         return outcomes
     attempts: dict[Hashable, int] = {}
-    context = multiprocessing.get_context("spawn")
-    size = max(1, min(workers or multiprocessing.cpu_count(), len(pending)))
-    with ProcessPool(max_workers=size, initializer=_init_worker, initargs=(memory_mb,),
-                     context=context) as pool:
+    pool = _shared_pool(workers or multiprocessing.cpu_count(), memory_mb)
+    try:
         while pending:
             futures = {
                 key: (pool.schedule(fn, args=args, timeout=timeout_seconds), fn, args)
@@ -83,7 +82,40 @@ def run_isolated(
                         pending.append((key, fn, args))
                         continue
                 outcomes[key] = outcome
+    except BaseException:
+        _discard_pool(pool)
+        raise
     return outcomes
+
+
+# Worker processes are spawned once per process and reused by every step of a run: spawning
+# and importing the decoders costs a few hundred milliseconds per pool.
+_POOLS: dict[tuple[int, int], ProcessPool] = {}
+
+
+def _shared_pool(size: int, memory_mb: int) -> ProcessPool:
+    key = (max(1, size), memory_mb)
+    pool = _POOLS.get(key)
+    if pool is None or not pool.active:
+        pool = ProcessPool(max_workers=key[0], initializer=_init_worker, initargs=(memory_mb,),
+                           context=multiprocessing.get_context("spawn"))
+        _POOLS[key] = pool
+    return pool
+
+
+def _discard_pool(pool: ProcessPool) -> None:
+    for key, known in list(_POOLS.items()):
+        if known is pool:
+            del _POOLS[key]
+    pool.stop()
+    pool.join()
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    """Stop every shared pool (at exit, or when a caller wants its workers gone)."""
+    for pool in list(_POOLS.values()):
+        _discard_pool(pool)
 
 
 def _collect(future: Any, timeout_seconds: float) -> Outcome:
