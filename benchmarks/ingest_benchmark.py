@@ -177,6 +177,17 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages divided among their users (no double counting)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 def _cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -185,14 +196,28 @@ def _cmdline(pid: int) -> str:
     return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:160]
 
 
+def _label(command: str) -> str:
+    """A short name for a process of the tree, to group the peak's RSS by kind."""
+    if "spawn_main" in command or "forkserver" in command:
+        return "multiprocessing worker"
+    words = [w for w in command.split() if not w.startswith("-")]
+    if words and "python" in Path(words[0]).name:
+        words = words[1:]
+    if words and words[0] in ("-m", "-c"):
+        words = words[1:]
+    return " ".join(Path(words[0]).name if i == 0 else w
+                    for i, w in enumerate(words[:3])) if words else command[:40]
+
+
 class TreeSampler(threading.Thread):
     """Samples the summed RSS of a process tree every `interval` seconds; keeps the maxima."""
 
     def __init__(self, root_pid: int, *, include_root: bool, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.root_pid, self.include_root, self.interval = root_pid, include_root, interval
-        self.max_total = self.max_single = self.max_processes = 0
+        self.max_total = self.max_single = self.max_processes = self.max_total_pss = 0
         self.max_single_cmd = ""
+        self.peak_breakdown: dict[str, list[int]] = {}  # label -> [processes, MiB] at peak
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
@@ -207,7 +232,16 @@ class TreeSampler(threading.Thread):
         if not self.include_root:
             tree.remove(self.root_pid)
         sizes = {pid: _rss_bytes(pid) for pid in tree}
-        self.max_total = max(self.max_total, sum(sizes.values()))
+        if sum(sizes.values()) > self.max_total:
+            self.max_total = sum(sizes.values())
+            breakdown: dict[str, list[int]] = {}
+            for pid, size in sizes.items():
+                entry = breakdown.setdefault(_label(_cmdline(pid)), [0, 0])
+                entry[0] += 1
+                entry[1] += size
+            self.peak_breakdown = {k: [n, round(b / 1024**2)] for k, (n, b) in
+                                   sorted(breakdown.items(), key=lambda kv: -kv[1][1])}
+        self.max_total_pss = max(self.max_total_pss, sum(_pss_bytes(pid) for pid in tree))
         self.max_processes = max(self.max_processes, len(tree))
         if sizes:
             pid = max(sizes, key=lambda p: sizes[p])
@@ -339,6 +373,7 @@ def run_bare(files: list[Path], store: Path, policy_path: Path) -> dict[str, Any
         "per_file_ms_median": round(statistics.median(per_file) * 1000, 1) if per_file else None,
         "cpu_busy": cpu_busy_since(cpu_start),
         "peak_rss_total_mib": mib(sampler.max_total),
+        "peak_pss_total_mib": mib(sampler.max_total_pss),
         "peak_rss_single_mib": mib(sampler.max_single),
         "peak_rss_workers_rusage_sum_mib": round(sum(per_worker_peak.values()) / 1024, 1),
         "errors": errors[:10],
@@ -516,6 +551,7 @@ def measure_flood(files: list[Path], shas: dict[Path, str], inbox: Path, watch: 
         name = f"flood-{number:05d}-{source.name}"
         shutil.copyfile(source, hidden / name)
         names.append(name)
+    os.sync()  # the copies' write-back must not compete with the pipeline's own fsyncs
     copy_seconds = time.monotonic() - copy_started
     expected = {shas[p] for p in files}
 
@@ -694,10 +730,22 @@ def run_pipeline(args: argparse.Namespace, run_dir: Path, flood: list[Path],
         cpu_start = cpu_times()
         result["flood"] = measure_flood(flood, shas, inbox, watch, timeout)
         result["flood"]["cpu_busy"] = cpu_busy_since(cpu_start)
+        # Every run has finished by now: what is still alive is the idle footprint (plus
+        # anything a finished run left behind).
+        time.sleep(args.settle_after)
+        idle = TreeSampler(dev.proc.pid, include_root=True)
+        idle.sample()
+        result["after_flood"] = {"seconds_after_last_file": args.settle_after,
+                                 "processes": idle.max_processes,
+                                 "rss_total_mib": mib(idle.max_total),
+                                 "pss_total_mib": mib(idle.max_total_pss),
+                                 "breakdown": idle.peak_breakdown}
     finally:
         if sampler is not None:
             sampler.stop()
             result["peak_rss_total_mib"] = mib(sampler.max_total)
+            result["peak_pss_total_mib"] = mib(sampler.max_total_pss)
+            result["peak_rss_breakdown"] = sampler.peak_breakdown
             result["peak_rss_single_mib"] = mib(sampler.max_single)
             result["peak_rss_single_cmd"] = sampler.max_single_cmd
             result["max_processes"] = sampler.max_processes
@@ -718,25 +766,34 @@ def run_pipeline(args: argparse.Namespace, run_dir: Path, flood: list[Path],
 
 
 def report(data: dict[str, Any]) -> str:
-    bare, pipe = data["bare"], data.get("pipeline", {})
+    bare, pipe = data.get("bare"), data.get("pipeline", {})
     flood, lat = pipe.get("flood", {}), pipe.get("latency", {})
     n = data["files"]
     lines = [f"ingest benchmark: {n} files ({data['input_mib']} MiB), {data['cpus']} CPUs, "
              f"{data['started_at']}"]
-    lines.append(f"  bare loop      {bare['files_per_second']:7.2f} files/s  "
-                 f"({bare['wall_seconds']} s, CPU busy {bare['cpu_busy']:.0%}, "
-                 f"peak RSS {bare['peak_rss_total_mib']} MiB total / "
-                 f"{bare['peak_rss_single_mib']} MiB one process)")
+    if bare:
+        lines.append(f"  bare loop      {bare['files_per_second']:7.2f} files/s  "
+                     f"({bare['wall_seconds']} s, CPU busy {bare['cpu_busy']:.0%}, "
+                     f"peak RSS {bare['peak_rss_total_mib']} MiB total (PSS "
+                     f"{bare['peak_pss_total_mib']}) / {bare['peak_rss_single_mib']} MiB one "
+                     "process)")
     if flood:
         lines.append(f"  pipeline       {flood['files_per_second']:7.2f} files/s  "
                      f"({flood['wall_seconds']} s, CPU busy {flood['cpu_busy']:.0%}, "
-                     f"peak RSS {pipe['peak_rss_total_mib']} MiB total / "
-                     f"{pipe['peak_rss_single_mib']} MiB one process)")
-        lines.append(f"  ratio pipeline/bare  {data['ratio']:.2f}  (goal >= 0.9)"
-                     f"   overhead {data['overhead_ms_per_file']:.0f} ms/file")
+                     f"peak RSS {pipe['peak_rss_total_mib']} MiB total (PSS "
+                     f"{pipe['peak_pss_total_mib']}) / {pipe['peak_rss_single_mib']} MiB one "
+                     f"process, {pipe['max_processes']} processes at most)")
+        if "ratio" in data:
+            lines.append(f"  ratio pipeline/bare  {data['ratio']:.2f}  (goal >= 0.9)"
+                         f"   overhead {data['overhead_ms_per_file']:.0f} ms/file")
         lines.append(f"  flood: first thumbnail {flood['first_thumbnail_s']} s, all thumbnails "
                      f"{flood['all_thumbnails_s']} s, quarantined {flood['quarantined']}, "
                      f"left in inbox {flood['left_in_inbox']}")
+    idle = pipe.get("after_flood")
+    if idle:
+        lines.append(f"  {idle['seconds_after_last_file']:.0f} s after the flood: "
+                     f"{idle['processes']} processes, RSS {idle['rss_total_mib']} MiB "
+                     f"(PSS {idle['pss_total_mib']})")
     if lat:
         lines.append(f"  one-file drop -> thumbnail  p50 {lat['thumbnail_p50_s']} s, "
                      f"max {lat['thumbnail_max_s']} s  (goal <= 10 s); catalog row p50 "
@@ -775,6 +832,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-timeout", type=float, default=120.0)
     parser.add_argument("--flood-timeout", type=float, default=0.0,
                         help="seconds; 0 = 600 + 3 per file")
+    parser.add_argument("--settle-after", type=float, default=10.0,
+                        help="seconds after the flood before the idle process snapshot")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the stores and inbox")
@@ -808,6 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_bare:
             print(f"bare baseline over {len(flood)} files (2 processes) ...", flush=True)
+            os.sync()  # no pending write-back of generated files competing with the fsyncs
             data["bare"] = run_bare(flood, run_dir / "bare-store", args.policy)
             if not args.keep:
                 shutil.rmtree(run_dir / "bare-store", ignore_errors=True)
@@ -831,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     out = OUT_DIR / f"ingest-{stamp}.json"
     out.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    if "bare" in data:
+    if "bare" in data or "pipeline" in data:
         print()
         print(report(data))
     print(f"\nJSON: {out}")

@@ -22,7 +22,12 @@ from media_assets.defs.maintenance import (
     maintenance_sensors,
 )
 from media_assets.defs.metadata import image_metadata
-from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
+from media_assets.defs.resources import (
+    DecodeWorkers,
+    InboxResource,
+    MediaStorage,
+    PolicyResource,
+)
 from media_assets.defs.sensors import inbox_sensor
 
 
@@ -41,6 +46,7 @@ defs = Definitions(
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
         "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),
         "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),
+        "workers": DecodeWorkers(),
     },
     # Steps run in the run's own process; the per-file process pool does the parallel work.
     executor=in_process_executor,

@@ -19,7 +19,6 @@ from dagster import (
 )
 
 from media_assets.media.manifest import load_manifest
-from media_assets.media.policy import Policy
 
 # Transient storage trouble that outlives the in-step retries fails the step; Dagster then
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.
@@ -50,11 +49,6 @@ def stored_images(manifest: dict[str, Any], exclude: set[str] = frozenset()) -> 
         if entry["status"] == "ok" and entry["kind"] == "image" and cid not in exclude:
             files.setdefault(cid, entry)
     return files
-
-
-def workers_for(policy: Policy) -> dict[str, Any]:
-    return {"workers": policy.limits.workers, "timeout_seconds":
-            policy.limits.per_file_timeout_seconds, "memory_mb": policy.limits.worker_memory_mb}
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> MetadataValue:

@@ -22,18 +22,17 @@ from media_assets.defs.common import (
     local_originals,
     require_intake,
     stored_images,
-    workers_for,
 )
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
-from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.contact_sheet import contact_sheet, data_uri
 from media_assets.media.errors import Rejected
 from media_assets.media.images import render_derivatives
 from media_assets.media.layout import derivative_key
 from media_assets.media.manifest import quarantine, quarantine_records, save_step_timings
 from media_assets.media.policy import DerivativeSpec
-from media_assets.media.pool import run_isolated, timed_call
+from media_assets.media.pool import timed_call
 
 # Asset name -> derivative name in the policy.
 DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
@@ -53,7 +52,8 @@ DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
     retry_policy=STORAGE_RETRY,
 )
 def image_derivatives(
-    context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource
+    context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
+    workers: DecodeWorkers,
 ):
     """Render the selected derivatives of the batch's images, skipping existing outputs."""
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
@@ -70,10 +70,10 @@ def image_derivatives(
     scratch = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix="derive-"))
     try:
         with local_originals(store, {cid: images[cid] for cid in todo}) as paths:
-            outcomes = run_isolated(
+            outcomes = workers.run(
                 [(cid, timed_call, (render, paths[cid], todo[cid], scratch / cid,
                                     rules.limits.max_pixels)) for cid in todo],
-                **workers_for(rules),
+                rules.limits,
             )
         timings, failed = _store_outcomes(store, outcomes, images, {s.name: s for s in specs},
                                           batch_key, context.run.run_id)

@@ -10,14 +10,18 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from media_assets.defs.common import STORAGE_RETRY, require_manifest, table, workers_for
+from media_assets.defs.common import STORAGE_RETRY, require_manifest, table
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
-from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
+from media_assets.defs.resources import (
+    DecodeWorkers,
+    InboxResource,
+    MediaStorage,
+    PolicyResource,
+)
 from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import original_key
 from media_assets.media.manifest import close_batch, quarantine, save_manifest
-from media_assets.media.pool import run_isolated
 from media_assets.storage.base import with_transient_retries
 
 INTAKE_VERSION = "originals-1"
@@ -37,6 +41,7 @@ def originals(
     storage: MediaStorage,
     inbox: InboxResource,
     policy: PolicyResource,
+    workers: DecodeWorkers,
 ) -> MaterializeResult:
     """Validated originals of one batch in the content-addressed store (key = SHA-256)."""
     store, drop, rules = storage.store(), inbox.inbox(), policy.load()
@@ -62,9 +67,8 @@ def originals(
             files.append(_missing(source))
 
     started = time.perf_counter()
-    outcomes = run_isolated(
-        [(name, fn, args) for name, (fn, args) in to_stage.items()], **workers_for(rules)
-    )
+    outcomes = workers.run([(name, fn, args) for name, (fn, args) in to_stage.items()],
+                           rules.limits)
     run_id = context.run.run_id
     sources = {s.get("inbox"): s for s in manifest["sources"]}
 

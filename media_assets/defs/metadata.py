@@ -14,16 +14,15 @@ from media_assets.defs.common import (
     require_intake,
     stored_images,
     table,
-    workers_for,
 )
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
-from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.errors import Rejected
 from media_assets.media.images import extract_metadata
 from media_assets.media.layout import metadata_key
 from media_assets.media.manifest import quarantine, quarantine_records, save_step_timings
-from media_assets.media.pool import run_isolated, timed_call
+from media_assets.media.pool import timed_call
 
 EXTRACTOR_VERSION = "image-v1"
 
@@ -38,7 +37,8 @@ EXTRACTOR_VERSION = "image-v1"
     kinds={"python", "json"},
 )
 def image_metadata(
-    context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource
+    context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
+    workers: DecodeWorkers,
 ) -> MaterializeResult:
     """Technical and descriptive metadata of each image in the batch, one JSON per content."""
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
@@ -48,10 +48,10 @@ def image_metadata(
             if not store.exists(metadata_key(cid, EXTRACTOR_VERSION))}
     started = time.perf_counter()
     with local_originals(store, todo) as paths:
-        outcomes = run_isolated(
+        outcomes = workers.run(
             [(cid, timed_call, (extract_metadata, paths[cid], rules.limits.max_pixels))
              for cid in todo],
-            **workers_for(rules),
+            rules.limits,
         )
     timings: dict[str, float] = {}
     failed: list[dict[str, Any]] = []

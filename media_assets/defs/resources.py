@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource
-from pydantic import Field
+from collections.abc import Callable, Hashable
+from typing import Any
 
-from media_assets.media.policy import Policy, load_policy
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from media_assets.media.policy import Limits, Policy, load_policy
+from media_assets.media.pool import Outcome, WorkerPool
 from media_assets.storage import LocalInbox, LocalObjectStore
 
 
@@ -34,3 +38,23 @@ class PolicyResource(ConfigurableResource):
 
     def load(self) -> Policy:
         return load_policy(self.path or None)
+
+
+class DecodeWorkers(ConfigurableResource):
+    """The run's decode worker processes: spawned on first use, shared by all of the run's
+    steps (in-process executor), and stopped when the run ends so no worker outlives it."""
+
+    _pools: dict[tuple[int, int], WorkerPool] = PrivateAttr(default_factory=dict)
+
+    def run(self, tasks: list[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
+            limits: Limits) -> dict[Hashable, Outcome]:
+        """Run each (key, fn, args) in isolation under the policy's time and memory limits."""
+        key = (limits.workers, limits.worker_memory_mb)
+        if key not in self._pools:
+            self._pools[key] = WorkerPool(*key)
+        return self._pools[key].run(tasks, limits.per_file_timeout_seconds)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

@@ -3,7 +3,6 @@ per file, and a crash or hang costs only that file."""
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import resource
 import time
@@ -49,6 +48,71 @@ class Outcome:
         return self.error is None
 
 
+class WorkerPool:
+    """Worker processes, spawned on first use and reused until `close()`: one pool can serve
+    every step of a run (spawning and importing the decoders costs a few hundred ms)."""
+
+    def __init__(self, workers: int, memory_mb: int) -> None:
+        self.workers = max(1, workers or multiprocessing.cpu_count())
+        self.memory_mb = memory_mb
+        self._pool: ProcessPool | None = None
+
+    def _processes(self) -> ProcessPool:
+        if self._pool is None or not self._pool.active:
+            self._pool = ProcessPool(
+                max_workers=self.workers, initializer=_init_worker, initargs=(self.memory_mb,),
+                context=multiprocessing.get_context("spawn"),  # never fork a threaded process
+            )
+        return self._pool
+
+    def run(
+        self,
+        tasks: Iterable[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
+        timeout_seconds: float,
+    ) -> dict[Hashable, Outcome]:
+        """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key.
+
+        Deterministic failures become `Rejected` (timeout, crash, out of memory, decoder
+        errors); `TransientError`s are retried a bounded number of times, then reported.
+        """
+        pending = list(tasks)
+        outcomes: dict[Hashable, Outcome] = {}
+        attempts: dict[Hashable, int] = {}
+        try:
+            while pending:
+                pool = self._processes()
+                futures = {
+                    key: (pool.schedule(fn, args=args, timeout=timeout_seconds), fn, args)
+                    for key, fn, args in pending
+                }
+                pending = []
+                for key, (future, fn, args) in futures.items():
+                    outcome = _collect(future, timeout_seconds)
+                    if isinstance(outcome.error, TransientError):
+                        attempts[key] = attempts.get(key, 0) + 1
+                        if attempts[key] < TRANSIENT_ATTEMPTS:
+                            pending.append((key, fn, args))
+                            continue
+                    outcomes[key] = outcome
+        except BaseException:
+            self.close()
+            raise
+        return outcomes
+
+    def close(self) -> None:
+        """Stop the workers. Must be called: worker processes outlive a forgotten pool."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def run_isolated(
     tasks: Iterable[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
     *,
@@ -56,66 +120,9 @@ def run_isolated(
     timeout_seconds: float,
     memory_mb: int,
 ) -> dict[Hashable, Outcome]:
-    """Run `fn(*args)` for each (key, fn, args) in a process pool and collect outcomes by key.
-
-    Deterministic failures become `Rejected` (timeout, crash, out of memory, decoder errors);
-    `TransientError`s are retried a bounded number of times before they are reported.
-    """
-    pending = list(tasks)
-    outcomes: dict[Hashable, Outcome] = {}
-    if not pending:
-        return outcomes
-    attempts: dict[Hashable, int] = {}
-    pool = _shared_pool(workers or multiprocessing.cpu_count(), memory_mb)
-    try:
-        while pending:
-            futures = {
-                key: (pool.schedule(fn, args=args, timeout=timeout_seconds), fn, args)
-                for key, fn, args in pending
-            }
-            pending = []
-            for key, (future, fn, args) in futures.items():
-                outcome = _collect(future, timeout_seconds)
-                if isinstance(outcome.error, TransientError):
-                    attempts[key] = attempts.get(key, 0) + 1
-                    if attempts[key] < TRANSIENT_ATTEMPTS:
-                        pending.append((key, fn, args))
-                        continue
-                outcomes[key] = outcome
-    except BaseException:
-        _discard_pool(pool)
-        raise
-    return outcomes
-
-
-# Worker processes are spawned once per process and reused by every step of a run: spawning
-# and importing the decoders costs a few hundred milliseconds per pool.
-_POOLS: dict[tuple[int, int], ProcessPool] = {}
-
-
-def _shared_pool(size: int, memory_mb: int) -> ProcessPool:
-    key = (max(1, size), memory_mb)
-    pool = _POOLS.get(key)
-    if pool is None or not pool.active:
-        pool = ProcessPool(max_workers=key[0], initializer=_init_worker, initargs=(memory_mb,),
-                           context=multiprocessing.get_context("spawn"))
-        _POOLS[key] = pool
-    return pool
-
-
-def _discard_pool(pool: ProcessPool) -> None:
-    for key, known in list(_POOLS.items()):
-        if known is pool:
-            del _POOLS[key]
-    pool.stop()
-    pool.join()
-
-
-@atexit.register
-def shutdown_pools() -> None:
-    """Stop every shared pool (at exit, or when a caller wants its workers gone)."""
-    for pool in list(_POOLS.values()):
-        _discard_pool(pool)
+    """One-shot: a pool for these tasks only, stopped before returning."""
+    with WorkerPool(workers, memory_mb) as pool:
+        return pool.run(tasks, timeout_seconds)
 
 
 def _collect(future: Any, timeout_seconds: float) -> Outcome:

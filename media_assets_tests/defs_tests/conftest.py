@@ -12,7 +12,12 @@ import yaml
 from dagster import DagsterInstance, build_sensor_context
 
 from media_assets.definitions import defs
-from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
+from media_assets.defs.resources import (
+    DecodeWorkers,
+    InboxResource,
+    MediaStorage,
+    PolicyResource,
+)
 from media_assets.defs.sensors import inbox_sensor
 from media_assets.media.catalog import read_arrivals
 from media_assets.storage import LocalObjectStore
@@ -41,7 +46,12 @@ class Installation:
     def resources(self) -> dict[str, Any]:
         return {"storage": MediaStorage(root=str(self.root / "store")),
                 "inbox": InboxResource(root=str(self.inbox)),
-                "policy": PolicyResource(path=str(self.policy_path))}
+                "policy": PolicyResource(path=str(self.policy_path)),
+                "workers": DecodeWorkers()}
+
+    def sensor_resources(self) -> dict[str, Any]:
+        """Sensors need no decode workers (a resource with teardown needs a context manager)."""
+        return {k: v for k, v in self.resources().items() if k != "workers"}
 
     def set_policy(self, **sections: dict[str, Any]) -> None:
         data = yaml.safe_load(REPO_POLICY.read_text())
@@ -64,8 +74,8 @@ class Installation:
 
     def tick(self):
         """One sensor evaluation; registers the partitions it asks for, like the daemon."""
-        context = build_sensor_context(instance=self.instance, resources=self.resources(),
-                                       cursor=self.cursor)
+        context = build_sensor_context(instance=self.instance,
+                                       resources=self.sensor_resources(), cursor=self.cursor)
         result = inbox_sensor(context)
         if hasattr(result, "cursor"):
             self.cursor = result.cursor or context.cursor

@@ -77,7 +77,8 @@ def test_compaction_keeps_every_row(install):
 
 def test_rebuild_sensor_rerenders_only_the_changed_derivative(install):
     ingest_samples(install)
-    context = build_sensor_context(instance=install.instance, resources=install.resources())
+    context = build_sensor_context(instance=install.instance,
+                                   resources=install.sensor_resources())
     assert isinstance(stale_derivatives_sensor(context), SkipReason)
 
     install.set_policy(derivatives={"preview": {"long_edge": 800, "format": "jpeg",

@@ -2,6 +2,7 @@
 the content store, metadata, thumbnails and previews, the catalog, checks and quarantine."""
 
 import json
+import multiprocessing
 
 import polars as pl
 import pytest
@@ -163,3 +164,8 @@ def test_catalog_rows_record_provenance(mixed_batch):
     assert row["run_id"] == run.run_id
     assert json.loads(row["code_versions"])["originals"] == "originals-1"
     assert row["policy_version"].startswith("1@")
+
+
+def test_no_worker_process_outlives_its_run(mixed_batch):
+    """A run process that keeps its decode workers never exits (seen under `dagster dev`)."""
+    assert multiprocessing.active_children() == []
