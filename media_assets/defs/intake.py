@@ -50,7 +50,7 @@ def originals(
     previous = {f["source_name"]: f for f in manifest.get("files") or []}
     staging = store.staging_dir()
 
-    to_stage: dict[str, Any] = {}
+    tasks: list[tuple[str, Any, tuple[Any, ...]]] = []
     inbox_paths: dict[str, Path] = {}
     files: list[dict[str, Any]] = []
     for source in manifest["sources"]:
@@ -60,15 +60,14 @@ def originals(
         elif "inbox" in source and drop.exists(source["inbox"]):
             with drop.local_path(source["inbox"]) as path:
                 inbox_paths[source["inbox"]] = path
-                to_stage[source["inbox"]] = (stage_file, (str(path), str(staging), rules.limits))
+                tasks.append((source["inbox"], stage_file, (str(path), str(staging), rules.limits)))
         elif "content_id" in source:
             files.append(_from_store(store, source))
         else:
             files.append(_missing(source))
 
     started = time.perf_counter()
-    outcomes = workers.run([(name, fn, args) for name, (fn, args) in to_stage.items()],
-                           rules.limits)
+    outcomes = workers.run(tasks, rules.limits)
     run_id = context.run.run_id
     sources = {s.get("inbox"): s for s in manifest["sources"]}
 
