@@ -845,6 +845,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.files < 1:
         raise SystemExit("--files must be at least 1")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started in the background by a shell (`cmd &`): SIGINT is ignored and `dagster dev`
+        # would inherit that, so the SIGINT that stops it would do nothing. A caught signal
+        # is reset to the default in children.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     workdir = args.workdir.resolve()

@@ -20,7 +20,7 @@ from media_assets.defs.resources import (
 )
 from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
-from media_assets.media.layout import original_key
+from media_assets.media.layout import first_arrival_key, original_key
 from media_assets.media.manifest import close_batch, quarantine, save_manifest
 from media_assets.storage.base import with_transient_retries
 
@@ -112,18 +112,26 @@ def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
             return _quarantined(store, base, staged.content_id, reason, detail, None,
                                 batch_key, run_id, bytes_path=staged_path)
         key = original_key(staged.content_id, staged.extension)
-        created = with_transient_retries(store.put_file_if_absent)(key, staged_path)
+        with_transient_retries(store.put_file_if_absent)(key, staged_path)
         with store.local_path(key) as stored:
-            if hash_file(stored) != staged.content_id:
-                if created:
-                    store.delete(key)
-                return _quarantined(store, base, staged.content_id, "fixity_mismatch",
-                                    "stored bytes differ from the source", None, batch_key,
-                                    run_id, bytes_path=staged_path)
-        return {**base, "status": "ok", "duplicate": not created, "original_key": key,
+            corrupt = hash_file(stored) != staged.content_id
+        if corrupt:  # whoever wrote it, an object that does not hash to its key is garbage
+            store.delete(key)
+            return _quarantined(store, base, staged.content_id, "fixity_mismatch",
+                                "stored bytes differ from the source", None, batch_key,
+                                run_id, bytes_path=staged_path)
+        first = _first_arrival(store, staged, batch_key)
+        return {**base, "status": "ok", "duplicate": not first, "original_key": key,
                 "reason": None, "detail": None}
     finally:
         staged_path.unlink(missing_ok=True)
+
+
+def _first_arrival(store: Any, staged: StagedFile, batch_key: str) -> bool:
+    """True when this batch is the first to bring this content (put-if-absent decides)."""
+    key = first_arrival_key(staged.content_id)
+    store.put_bytes_if_absent(key, batch_key.encode())
+    return store.read_bytes(key).decode() == batch_key
 
 
 def _quarantined(store: Any, base: dict[str, Any], content_id: str, reason: str, detail: str,

@@ -11,6 +11,11 @@ def original_key(content_id: str, extension: str) -> str:
     return f"originals/{_shard(content_id)}.{extension}"
 
 
+def first_arrival_key(content_id: str) -> str:
+    """Names the batch that first stored a content (so a retried batch is no 'duplicate')."""
+    return f"arrivals/{_shard(content_id)}"
+
+
 def derivative_key(name: str, spec_hash: str, content_id: str, extension: str) -> str:
     return f"derived/{name}/{spec_hash}/{_shard(content_id)}.{extension}"
 
