@@ -33,3 +33,17 @@ def test_a_full_disk_mid_intake_loses_nothing_and_the_retry_completes(install, m
     assert rows["duplicate"].sum() == 0  # stored by the failed attempt, still this batch's
     assert list(install.inbox.rglob("*.*")) == []
     assert not any(".tmp-" in key for key in install.store.list(""))
+
+
+def test_bytes_that_do_not_verify_after_storing_are_quarantined_not_kept(install, monkeypatch,
+                                                                         jpeg_header):
+    import media_assets.defs.intake as intake
+
+    install.drop("photo.jpg", jpeg_header)
+    monkeypatch.setattr(intake, "hash_file", lambda path: "0" * 64)  # the store corrupted it
+    [run] = install.ingest()
+    assert run.success
+    [row] = install.arrivals().iter_rows(named=True)
+    assert (row["status"], row["reason"]) == ("quarantined", "fixity_mismatch")
+    assert list(install.store.list("originals/")) == []
+    assert install.store.exists(row["quarantine_key"])
