@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from media_assets.storage.local import fsync_dir
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -278,20 +280,12 @@ def mib(value: float) -> float:
 # 2a. Bare baseline: the same media work in a plain process pool
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _durable_rename(tmp: Path, target: Path) -> None:
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.replace(target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def bare_one(task: tuple[str, str, tuple, int, int]) -> tuple[str, float, int, int]:
@@ -316,7 +310,7 @@ def bare_one(task: tuple[str, str, tuple, int, int]) -> tuple[str, float, int, i
     stored = store / original_key(cid, extension)
     stored.parent.mkdir(parents=True, exist_ok=True)
     Path(tmp_name).replace(stored)
-    _fsync_dir(stored.parent)
+    fsync_dir(stored.parent)
 
     meta = extract_metadata(stored, max_pixels)
     meta_tmp = staging / f".{cid}.json.tmp"

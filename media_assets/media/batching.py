@@ -40,21 +40,24 @@ class BudgetState:
     """The only state the sensor keeps between ticks: today's batch count (a tiny cursor)."""
 
     day: str = ""
-    batches: int = 0
+    batches: int = 0  # every batch today (numbers the batch keys)
+    partial: int = 0  # batches closed before they were full: what the budget paces
 
     @classmethod
     def from_cursor(cls, cursor: str | None) -> BudgetState:
         if not cursor:
             return cls()
         data = json.loads(cursor)
-        return cls(day=data.get("day", ""), batches=int(data.get("batches", 0)))
+        return cls(day=data.get("day", ""), batches=int(data.get("batches", 0)),
+                   partial=int(data.get("partial", 0)))
 
     def to_cursor(self) -> str:
-        return json.dumps({"day": self.day, "batches": self.batches}, sort_keys=True)
+        return json.dumps({"day": self.day, "batches": self.batches, "partial": self.partial},
+                          sort_keys=True)
 
     def for_day(self, now: datetime) -> BudgetState:
         day = now.astimezone(UTC).date().isoformat()
-        return self if self.day == day else BudgetState(day=day, batches=0)
+        return self if self.day == day else BudgetState(day=day)
 
 
 @dataclass
@@ -81,11 +84,13 @@ def classify_lane(header: bytes, size: int, batching: Batching) -> tuple[str, Sn
 
 
 def within_budget(state: BudgetState, batching: Batching, now: datetime) -> bool:
-    """True while today's batches keep pace with the daily budget (plus a burst allowance)."""
+    """True while today's partial batches keep pace with the daily budget (plus a burst).
+
+    Full batches never count: a flood is already batched as efficiently as it can be."""
     utc = now.astimezone(UTC)
     elapsed = (utc - utc.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
     allowed = batching.daily_partition_budget * elapsed / 86400 + batching.budget_burst
-    return state.batches < allowed
+    return state.partial < allowed
 
 
 def plan_batches(
@@ -118,6 +123,7 @@ def plan_batches(
                 break
             plan.batches.append(PlannedBatch(lane, tuple(queue[:take]), reason))
             state.batches += 1
+            state.partial += reason != "full"
             queue = queue[take:]
     return plan
 

@@ -55,9 +55,9 @@ class Limits:
 @dataclass(frozen=True)
 class Batching:
     settle_seconds: float = 2.0
-    max_files: int = 64
+    max_files: int = 128
     max_bytes: int = 2 * 1024**3
-    max_wait_seconds: float = 3.0
+    max_wait_seconds: float = 2.0
     header_bytes: int = 65536
     tick_file_budget: int = 5000
     tick_seconds_budget: float = 20.0

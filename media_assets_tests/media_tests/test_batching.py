@@ -47,7 +47,7 @@ def test_lanes_never_share_a_batch():
 
 
 def test_over_the_daily_budget_a_trickle_waits_longer_but_never_past_freshness():
-    spent = BudgetState(day=NOW.date().isoformat(), batches=40)  # pace allows ~26 at noon
+    spent = BudgetState(day=NOW.date().isoformat(), batches=40, partial=40)  # pace: ~26
     waiting = plan_batches(files(1, age=60), RULES, spent, NOW, 600)
     assert waiting.batches == [] and waiting.over_budget
     overdue = plan_batches(files(1, age=301), RULES, spent, NOW, 600)
@@ -57,12 +57,19 @@ def test_over_the_daily_budget_a_trickle_waits_longer_but_never_past_freshness()
 
 
 def test_full_batches_close_even_over_budget():
-    spent = BudgetState(day=NOW.date().isoformat(), batches=1000)
+    spent = BudgetState(day=NOW.date().isoformat(), batches=1000, partial=1000)
     assert len(plan_batches(files(4, age=0), RULES, spent, NOW, 600).batches) == 1
 
 
+def test_a_floods_full_batches_do_not_hold_back_its_tail():
+    flood = plan_batches(files(4 * 30 + 1, age=10), RULES, BudgetState(), NOW, 600)
+    assert len(flood.batches) == 31  # 30 full, then the tail closes by age at once
+    assert flood.batches[-1].closed_because == "waited"
+    assert (flood.budget.batches, flood.budget.partial) == (31, 1)
+
+
 def test_the_budget_counter_resets_each_day_and_fits_in_a_tiny_cursor():
-    state = BudgetState(day="2026-11-26", batches=99)
+    state = BudgetState(day="2026-11-26", batches=99, partial=99)
     plan = plan_batches(files(1, age=10), RULES, state, NOW, 600)
     assert plan.budget.day == "2026-11-27" and plan.budget.batches == 1
     cursor = plan.budget.to_cursor()
