@@ -18,7 +18,8 @@ from dagster import (
     TableSchema,
 )
 
-from media_assets.media.manifest import load_manifest
+from media_assets.media.errors import Rejected
+from media_assets.media.manifest import load_manifest, quarantine
 
 # Transient storage trouble that outlives the in-step retries fails the step; Dagster then
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.
@@ -64,3 +65,13 @@ def local_originals(store: Any, entries: dict[str, dict[str, Any]]) -> Iterator[
     with contextlib.ExitStack() as stack:
         yield {cid: stack.enter_context(store.local_path(entry["original_key"]))
                for cid, entry in entries.items()}
+
+
+def quarantine_failure(store: Any, entry: dict[str, Any], error: Exception | None, *,
+                       batch_key: str, stage: str, run_id: str) -> None:
+    """Quarantine a stored original that a later step could not process."""
+    reason = error.reason if isinstance(error, Rejected) else "error"
+    with store.local_path(entry["original_key"]) as path:
+        quarantine(store, bytes_path=path, content_id=entry["content_id"], batch_key=batch_key,
+                   source_name=entry["source_name"], reason=reason, detail=str(error),
+                   error_class=type(error).__name__, stage=stage, run_id=run_id)

@@ -20,6 +20,7 @@ from dagster import (
 from media_assets.defs.common import (
     STORAGE_RETRY,
     local_originals,
+    quarantine_failure,
     require_intake,
     stored_images,
 )
@@ -27,12 +28,11 @@ from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.contact_sheet import contact_sheet, data_uri
-from media_assets.media.errors import Rejected
 from media_assets.media.images import render_derivatives
 from media_assets.media.layout import derivative_key
-from media_assets.media.manifest import quarantine, quarantine_records, save_step_timings
+from media_assets.media.manifest import quarantine_records, save_step_timings
 from media_assets.media.policy import DerivativeSpec
-from media_assets.media.pool import timed_call
+from media_assets.media.pool import Outcome, timed_call
 
 # Asset name -> derivative name in the policy.
 DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
@@ -68,15 +68,29 @@ def image_derivatives(
     render = functools.partial(render_derivatives, draft_edge=draft_edge)
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix="derive-"))
+    by_name = {spec.name: spec for spec in specs}
+    timings: dict[str, float] = {}
+    failed: set[str] = set()
+
+    def store_outcome(cid: str, outcome: Outcome) -> None:
+        """Store each file's derivatives as soon as they are rendered (or quarantine it)."""
+        if outcome.ok:
+            rendered, timings[cid] = outcome.value
+            for name, item in rendered.items():
+                store.put_file(_key(by_name[name], cid), item.path)
+            shutil.rmtree(scratch / cid, ignore_errors=True)
+            return
+        failed.add(cid)
+        quarantine_failure(store, images[cid], outcome.error, batch_key=batch_key,
+                           stage="derivatives", run_id=context.run.run_id)
+
     try:
         with local_originals(store, {cid: images[cid] for cid in todo}) as paths:
-            outcomes = workers.run(
+            workers.run(
                 [(cid, timed_call, (render, paths[cid], todo[cid], scratch / cid,
                                     rules.limits.max_pixels)) for cid in todo],
-                rules.limits,
+                rules.limits, on_outcome=store_outcome,
             )
-        timings, failed = _store_outcomes(store, outcomes, images, {s.name: s for s in specs},
-                                          batch_key, context.run.run_id)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     save_step_timings(store, batch_key, "derivatives", timings)
@@ -98,28 +112,6 @@ def image_derivatives(
 
 def _key(spec: DerivativeSpec, content_id: str) -> str:
     return derivative_key(spec.name, spec.spec_hash, content_id, spec.extension)
-
-
-def _store_outcomes(store: Any, outcomes: dict, images: dict,
-                    specs: dict[str, DerivativeSpec], batch_key: str,
-                    run_id: str) -> tuple[dict[str, float], set[str]]:
-    timings: dict[str, float] = {}
-    failed: set[str] = set()
-    for cid, outcome in outcomes.items():
-        if outcome.ok:
-            rendered, timings[cid] = outcome.value
-            for name, item in rendered.items():
-                store.put_file(_key(specs[name], cid), item.path)
-            continue
-        failed.add(cid)
-        error = outcome.error
-        with store.local_path(images[cid]["original_key"]) as path:
-            quarantine(store, bytes_path=path, content_id=cid, batch_key=batch_key,
-                       source_name=images[cid]["source_name"],
-                       reason=error.reason if isinstance(error, Rejected) else "error",
-                       detail=str(error), error_class=type(error).__name__,
-                       stage="derivatives", run_id=run_id)
-    return timings, failed
 
 
 def _contact_sheet(store: Any, keys: list[str]) -> MetadataValue:

@@ -3,7 +3,6 @@ validated from its magic bytes and header, deduplicated, or quarantined with its
 
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import first_arrival_key, original_key
 from media_assets.media.manifest import close_batch, quarantine, save_manifest
+from media_assets.media.pool import Outcome
 from media_assets.storage.base import with_transient_retries
 
 INTAKE_VERSION = "originals-1"
@@ -67,17 +67,15 @@ def originals(
             files.append(_missing(source))
 
     started = time.perf_counter()
-    outcomes = workers.run(tasks, rules.limits)
     run_id = context.run.run_id
     sources = {s.get("inbox"): s for s in manifest["sources"]}
 
-    def settle(name: str) -> dict[str, Any]:
-        outcome = outcomes[name]
-        return _settle(store, name, inbox_paths[name], sources[name], outcome.value,
-                       outcome.error, batch_key, run_id)
+    def settle(name: str, outcome: Outcome) -> None:
+        """Store (or quarantine) each file as soon as its worker has staged it."""
+        files.append(_settle(store, name, inbox_paths[name], sources[name], outcome.value,
+                             outcome.error, batch_key, run_id))
 
-    with ThreadPoolExecutor(max_workers=4) as threads:
-        files.extend(threads.map(settle, list(outcomes)))
+    outcomes = workers.run(tasks, rules.limits, on_outcome=settle)
     elapsed = time.perf_counter() - started
 
     manifest["files"] = sorted(files, key=lambda f: f["source_name"])

@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 from media_assets.defs.common import (
     STORAGE_RETRY,
     local_originals,
+    quarantine_failure,
     require_intake,
     stored_images,
     table,
@@ -18,11 +19,10 @@ from media_assets.defs.common import (
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
-from media_assets.media.errors import Rejected
 from media_assets.media.images import extract_metadata
 from media_assets.media.layout import metadata_key
-from media_assets.media.manifest import quarantine, quarantine_records, save_step_timings
-from media_assets.media.pool import timed_call
+from media_assets.media.manifest import quarantine_records, save_step_timings
+from media_assets.media.pool import Outcome, timed_call
 
 EXTRACTOR_VERSION = "image-v1"
 
@@ -47,28 +47,25 @@ def image_metadata(
     todo = {cid: e for cid, e in images.items()
             if not store.exists(metadata_key(cid, EXTRACTOR_VERSION))}
     started = time.perf_counter()
-    with local_originals(store, todo) as paths:
-        outcomes = workers.run(
-            [(cid, timed_call, (extract_metadata, paths[cid], rules.limits.max_pixels))
-             for cid in todo],
-            rules.limits,
-        )
     timings: dict[str, float] = {}
-    failed: list[dict[str, Any]] = []
-    for cid, outcome in outcomes.items():
+    failed: set[str] = set()
+
+    def store_outcome(cid: str, outcome: Outcome) -> None:
         if outcome.ok:
             data, timings[cid] = outcome.value
             store.put_bytes(metadata_key(cid, EXTRACTOR_VERSION),
                             json.dumps(data, sort_keys=True).encode())
-            continue
-        entry = todo[cid]
-        reason = outcome.error.reason if isinstance(outcome.error, Rejected) else "error"
-        with store.local_path(entry["original_key"]) as path:
-            quarantine(store, bytes_path=path, content_id=cid, batch_key=batch_key,
-                       source_name=entry["source_name"], reason=reason, detail=str(outcome.error),
-                       error_class=type(outcome.error).__name__, stage="image_metadata",
-                       run_id=context.run.run_id)
-        failed.append({"source_name": entry["source_name"], "content_id": cid, "reason": reason})
+            return
+        failed.add(cid)
+        quarantine_failure(store, todo[cid], outcome.error, batch_key=batch_key,
+                           stage="image_metadata", run_id=context.run.run_id)
+
+    with local_originals(store, todo) as paths:
+        workers.run(
+            [(cid, timed_call, (extract_metadata, paths[cid], rules.limits.max_pixels))
+             for cid in todo],
+            rules.limits, on_outcome=store_outcome,
+        )
     save_step_timings(store, batch_key, "image_metadata", timings)
     rows = [{"source_name": e["source_name"], "content_id": cid,
              **_load(store, cid)} for cid, e in images.items()]

@@ -47,12 +47,15 @@ class DecodeWorkers(ConfigurableResource):
     _pools: dict[tuple[int, int], WorkerPool] = PrivateAttr(default_factory=dict)
 
     def run(self, tasks: list[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
-            limits: Limits) -> dict[Hashable, Outcome]:
-        """Run each (key, fn, args) in isolation under the policy's time and memory limits."""
+            limits: Limits,
+            on_outcome: Callable[[Hashable, Outcome], None] | None = None,
+            ) -> dict[Hashable, Outcome]:
+        """Run each (key, fn, args) in isolation under the policy's time and memory limits;
+        `on_outcome` sees each file's outcome as soon as it is known."""
         key = (limits.workers, limits.worker_memory_mb)
         if key not in self._pools:
             self._pools[key] = WorkerPool(*key)
-        return self._pools[key].run(tasks, limits.per_file_timeout_seconds)
+        return self._pools[key].run(tasks, limits.per_file_timeout_seconds, on_outcome)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         for pool in self._pools.values():

@@ -8,6 +8,7 @@ import resource
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -69,11 +70,14 @@ class WorkerPool:
         self,
         tasks: Iterable[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
         timeout_seconds: float,
+        on_outcome: Callable[[Hashable, Outcome], None] | None = None,
     ) -> dict[Hashable, Outcome]:
         """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key.
 
-        Deterministic failures become `Rejected` (timeout, crash, out of memory, decoder
-        errors); `TransientError`s are retried a bounded number of times, then reported.
+        `on_outcome(key, outcome)` is called in this thread as each file finishes, so the
+        caller stores results while the workers go on. Deterministic failures become
+        `Rejected` (timeout, crash, out of memory, decoder errors); `TransientError`s are
+        retried a bounded number of times, then reported.
         """
         pending = list(tasks)
         outcomes: dict[Hashable, Outcome] = {}
@@ -81,12 +85,11 @@ class WorkerPool:
         try:
             while pending:
                 pool = self._processes()
-                futures = {
-                    key: (pool.schedule(fn, args=args, timeout=timeout_seconds), fn, args)
-                    for key, fn, args in pending
-                }
+                futures = {pool.schedule(fn, args=args, timeout=timeout_seconds): (key, fn, args)
+                           for key, fn, args in pending}
                 pending = []
-                for key, (future, fn, args) in futures.items():
+                for future in as_completed(futures):
+                    key, fn, args = futures[future]
                     outcome = _collect(future, timeout_seconds)
                     if isinstance(outcome.error, TransientError):
                         attempts[key] = attempts.get(key, 0) + 1
@@ -94,6 +97,8 @@ class WorkerPool:
                             pending.append((key, fn, args))
                             continue
                     outcomes[key] = outcome
+                    if on_outcome is not None:
+                        on_outcome(key, outcome)
         except BaseException:
             self.close()
             raise
