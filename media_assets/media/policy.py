@@ -55,7 +55,7 @@ class Limits:
 @dataclass(frozen=True)
 class Batching:
     settle_seconds: float = 2.0
-    max_files: int = 128
+    max_files: int = 256
     max_bytes: int = 2 * 1024**3
     max_wait_seconds: float = 2.0
     header_bytes: int = 65536
