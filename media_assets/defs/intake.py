@@ -22,6 +22,7 @@ from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import first_arrival_key, original_key
 from media_assets.media.manifest import close_batch, quarantine, save_manifest
 from media_assets.media.pool import Outcome
+from media_assets.media.sniff import sniff
 from media_assets.storage.base import with_transient_retries
 
 INTAKE_VERSION = "originals-1"
@@ -34,7 +35,6 @@ INTAKE_VERSION = "originals-1"
     retry_policy=STORAGE_RETRY,
     group_name="ingest",
     kinds={"python", "file"},
-    tags={"media_assets/stage": "intake"},
 )
 def originals(
     context: AssetExecutionContext,
@@ -154,8 +154,10 @@ def _from_store(store: Any, source: dict[str, Any]) -> dict[str, Any]:
             "arrived_at": None, "intake_ms": None, "duplicate": True}
     if not matches:
         return {**base, "status": "missing", "reason": "not_in_store", "kind": None}
-    return {**base, "status": "ok", "original_key": matches[0], "kind": "image",
-            "bytes": store.size(matches[0]), "reason": None}
+    with store.open_read(matches[0]) as handle:
+        sniffed = sniff(handle.read(65536))
+    return {**base, "status": "ok", "original_key": matches[0], "kind": sniffed.kind,
+            "type": sniffed.type, "bytes": store.size(matches[0]), "reason": None}
 
 
 def _missing(source: dict[str, Any]) -> dict[str, Any]:

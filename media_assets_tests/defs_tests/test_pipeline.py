@@ -3,6 +3,7 @@ the content store, metadata, thumbnails and previews, the catalog, checks and qu
 
 import json
 import multiprocessing
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -169,3 +170,19 @@ def test_catalog_rows_record_provenance(mixed_batch):
 def test_no_worker_process_outlives_its_run(mixed_batch):
     """A run process that keeps its decode workers never exits (seen under `dagster dev`)."""
     assert multiprocessing.active_children() == []
+
+
+def test_a_batch_of_content_ids_reprocesses_files_already_in_the_store(mixed_batch):
+    """Replay and rebuild jobs form batches of content ids, with no inbox file at all."""
+    from media_assets.media.manifest import new_manifest, open_batch
+
+    install, _ = mixed_batch
+    row = install.arrivals().filter(pl.col("source_name") == "web.webp").row(0, named=True)
+    manifest = new_manifest("20991231T000000Z-0001", "image",
+                            [{"content_id": row["content_id"], "source_name": "web.webp"}],
+                            datetime.now(UTC), "replay")
+    open_batch(install.store, manifest)
+    install.instance.add_dynamic_partitions("batches", [manifest["batch_key"]])
+    assert install.process(manifest["batch_key"]).success
+    replayed = install.arrivals().filter(pl.col("batch_key") == manifest["batch_key"])
+    assert replayed.select("status", "media_type", "duplicate").row(0) == ("ok", "webp", True)
