@@ -101,7 +101,7 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
         cid = entry.get("content_id") or "unknown"
         record = quarantined.get(cid)
         meta = _metadata(store, cid) if entry["status"] == "ok" else {}
-        status = "quarantined" if record or entry["status"] != "ok" else "ok"
+        status = "quarantined" if record else entry["status"]  # also missing, unreadable
         rows.append({
             "content_id": cid,
             "source_name": entry["source_name"],

@@ -2,6 +2,8 @@
 validated from its magic bytes and header, deduplicated, or quarantined with its reason."""
 
 
+import shutil
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,19 +50,22 @@ def originals(
     batch_key = context.partition_key
     manifest = require_manifest(store, batch_key)
     previous = {f["source_name"]: f for f in manifest.get("files") or []}
-    staging = store.staging_dir()
+    sources = {s["inbox"]: s for s in manifest["sources"] if "inbox" in s}
 
     tasks: list[tuple[str, Any, tuple[Any, ...]]] = []
     inbox_paths: dict[str, Path] = {}
     files: list[dict[str, Any]] = []
+    leaving: list[str] = []  # names whose bytes are safe: they may leave the inbox
+    staging = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix="intake-"))
     for source in manifest["sources"]:
-        if "inbox" in source and source["inbox"] in previous:
-            files.append(previous[source["inbox"]])  # ingested by an earlier run of this batch
-            drop.remove(source["inbox"])  # in case that run stopped before removing it
-        elif "inbox" in source and drop.exists(source["inbox"]):
-            with drop.local_path(source["inbox"]) as path:
-                inbox_paths[source["inbox"]] = path
-                tasks.append((source["inbox"], stage_file, (str(path), str(staging), rules.limits)))
+        name = source.get("inbox")
+        if name in previous and previous[name]["status"] in SAFE:
+            files.append(previous[name])  # ingested by an earlier run of this batch
+            leaving.append(name)  # (removed only if still the file the batch was made of)
+        elif name is not None and drop.exists(name):
+            with drop.local_path(name) as path:
+                inbox_paths[name] = path
+                tasks.append((name, stage_file, (str(path), str(staging), rules.limits)))
         elif "content_id" in source:
             files.append(_from_store(store, source))
         else:
@@ -68,14 +73,23 @@ def originals(
 
     started = time.perf_counter()
     run_id = context.run.run_id
-    sources = {s.get("inbox"): s for s in manifest["sources"]}
+    seen = {f["content_id"] for f in files if f.get("content_id")}
 
     def settle(name: str, outcome: Outcome) -> None:
         """Store (or quarantine) each file as soon as its worker has staged it."""
-        files.append(_settle(store, name, inbox_paths[name], sources[name], outcome.value,
-                             outcome.error, batch_key, run_id))
+        entry = _settle(store, name, inbox_paths[name], sources[name], outcome.value,
+                        outcome.error, batch_key, run_id)
+        if entry["status"] == "ok" and entry["content_id"] in seen:
+            entry["duplicate"] = True  # the same bytes twice in one batch
+        seen.add(entry.get("content_id"))
+        files.append(entry)
+        if entry["status"] in SAFE:
+            leaving.append(name)
 
-    outcomes = workers.run(tasks, rules.limits, on_outcome=settle)
+    try:
+        workers.run(tasks, rules.limits, on_outcome=settle)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # incl. partial copies of killed workers
     elapsed = time.perf_counter() - started
 
     manifest["files"] = sorted(files, key=lambda f: f["source_name"])
@@ -83,11 +97,19 @@ def originals(
     manifest["policy_version"] = rules.stamp
     save_manifest(store, manifest)
     # Files leave the inbox only now: their bytes are stored and verified (or quarantined)
-    # and the manifest that links each name to its content id is durable.
-    for name in outcomes:
-        drop.remove(name)
+    # and the manifest that links each name to its content id is durable. A file that was
+    # replaced or modified since the sensor saw it stays for the next batch.
+    kept = [name for name in leaving
+            if not drop.remove_if_unchanged(name, sources[name]["size"], sources[name]["mtime"])]
     close_batch(store, batch_key)
-    return MaterializeResult(metadata=_summary(manifest["files"], elapsed))
+    metadata = _summary(manifest["files"], elapsed)
+    if kept:
+        metadata["changed_since_listed"] = MetadataValue.json(kept)
+    return MaterializeResult(metadata=metadata)
+
+
+# Outcomes whose bytes are in the store or in quarantine: only those files leave the inbox.
+SAFE = ("ok", "quarantined")
 
 
 def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
@@ -99,30 +121,40 @@ def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
             "intake_ms": staged.elapsed_ms if staged else None}
     if staged is None:  # the worker itself failed: keep the inbox bytes in quarantine
         reason = error.reason if isinstance(error, Rejected) else "intake_error"
-        return _quarantined(store, base, hash_file(inbox_path), reason, str(error), error,
+        try:
+            content_id = hash_file(inbox_path)
+        except OSError as exc:  # unreadable now: it stays in the inbox, nothing is lost
+            return {**base, "content_id": None, "status": "unreadable", "kind": None,
+                    "reason": "unreadable", "detail": f"{type(exc).__name__}: {exc}",
+                    "duplicate": False}
+        return _quarantined(store, base, content_id, reason, str(error), error,
                             batch_key, run_id, bytes_path=inbox_path)
     staged_path = Path(staged.staged_path)
     base.update(content_id=staged.content_id, bytes=staged.size, kind=staged.kind,
                 type=staged.type, width=staged.width, height=staged.height)
-    try:
-        if staged.rejection:
-            reason, detail = staged.rejection
-            return _quarantined(store, base, staged.content_id, reason, detail, None,
-                                batch_key, run_id, bytes_path=staged_path)
-        key = original_key(staged.content_id, staged.extension)
-        with_transient_retries(store.put_file_if_absent)(key, staged_path)
-        with store.local_path(key) as stored:
-            corrupt = hash_file(stored) != staged.content_id
-        if corrupt:  # whoever wrote it, an object that does not hash to its key is garbage
+    if staged.rejection:
+        reason, detail = staged.rejection
+        return _quarantined(store, base, staged.content_id, reason, detail, None,
+                            batch_key, run_id, bytes_path=staged_path)
+    key = original_key(staged.content_id, staged.extension)
+    with_transient_retries(store.put_file_if_absent)(key, staged_path)
+    if not _verified(store, key, staged.content_id):
+        # An object that does not hash to its key is damaged: repair it from the verified
+        # staged bytes. If even that does not verify, the store itself is failing.
+        with_transient_retries(store.put_file)(key, staged_path)
+        if not _verified(store, key, staged.content_id):
             store.delete(key)
             return _quarantined(store, base, staged.content_id, "fixity_mismatch",
                                 "stored bytes differ from the source", None, batch_key,
                                 run_id, bytes_path=staged_path)
-        first = _first_arrival(store, staged, batch_key)
-        return {**base, "status": "ok", "duplicate": not first, "original_key": key,
-                "reason": None, "detail": None}
-    finally:
-        staged_path.unlink(missing_ok=True)
+    first = _first_arrival(store, staged, batch_key)
+    return {**base, "status": "ok", "duplicate": not first, "original_key": key,
+            "reason": None, "detail": None}
+
+
+def _verified(store: Any, key: str, content_id: str) -> bool:
+    with store.local_path(key) as stored:
+        return hash_file(stored) == content_id
 
 
 def _first_arrival(store: Any, staged: StagedFile, batch_key: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 
 def _shard(content_id: str) -> str:
     return f"{content_id[:2]}/{content_id[2:4]}/{content_id}"
@@ -28,8 +30,10 @@ def quarantine_blob_key(content_id: str) -> str:
     return f"quarantine/blobs/{_shard(content_id)}"
 
 
-def quarantine_record_key(batch_key: str, content_id: str) -> str:
-    return f"quarantine/records/{batch_key}/{content_id}.json"
+def quarantine_record_key(batch_key: str, content_id: str, source_name: str) -> str:
+    """One record per (content, source name): the same bad bytes under two names keep both."""
+    name_id = hashlib.sha256(source_name.encode()).hexdigest()[:8]
+    return f"quarantine/records/{batch_key}/{content_id}.{name_id}.json"
 
 
 def batch_manifest_key(batch_key: str) -> str:

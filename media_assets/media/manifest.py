@@ -79,7 +79,7 @@ def quarantine(store: Any, *, bytes_path: Path | None, content_id: str, batch_ke
         "run_id": run_id, "quarantined_at": (now or datetime.now(UTC)).isoformat(),
         "bytes_key": blob,
     }
-    store.put_bytes(quarantine_record_key(batch_key, content_id), _dump(record))
+    store.put_bytes(quarantine_record_key(batch_key, content_id, source_name), _dump(record))
     return blob
 
 
@@ -87,7 +87,7 @@ def quarantine_records(store: Any, batch_key: str) -> dict[str, dict[str, Any]]:
     """Content id -> quarantine record, for one batch."""
     prefix = f"quarantine/records/{batch_key}/"
     return {
-        Path(k).stem: json.loads(store.read_bytes(k))
+        Path(k).name.split(".")[0]: json.loads(store.read_bytes(k))
         for k in store.list(prefix) if k.endswith(".json")
     }
 

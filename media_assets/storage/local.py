@@ -82,7 +82,7 @@ class LocalObjectStore:
         target = self._path(key)
         if target.exists():
             return False
-        staged = source.parent == self.staging_dir()  # already durable on this filesystem
+        staged = self.staging_dir() in source.parents  # already durable on this filesystem
         with classify_os_errors():
             tmp = source if staged else self._staged_copy(source, target)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +195,21 @@ class LocalInbox:
     def remove(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(name).unlink()
+
+    def remove_if_unchanged(self, name: str, size: int, mtime: float) -> bool:
+        """Remove the file only if it is still the one listed (same size and mtime).
+
+        Returns False when the name now holds another file (replaced or rewritten): that
+        file stays for a later batch. A file already gone counts as removed."""
+        path = self._path(name)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return True
+        if stat.st_size != size or stat.st_mtime != mtime:
+            return False
+        path.unlink(missing_ok=True)
+        return True
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
