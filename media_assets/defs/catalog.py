@@ -50,9 +50,9 @@ def catalog(
                       code_versions=code_versions)
     key = fragment_key(batch_key, now, context.run.run_id)
     store.put_bytes(key, fragment_bytes(rows))
-    for stale in store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"):
-        if stale != key:
-            store.delete(stale)  # superseded by the fragment just written
+    for older in store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"):
+        if older < key:  # superseded; a newer one (a concurrent run's) is left alone
+            store.delete(older)
     ok = [r for r in rows if r["status"] == "ok"]
     return MaterializeResult(metadata={
         "dagster/row_count": len(rows),

@@ -58,6 +58,7 @@ def inbox_sensor(
 
     candidates: list[Candidate] = []
     unsettled = examined = 0
+    unreadable: list[str] = []
     budget_hit = False
     for entry in drop.list_entries():
         if entry.name in claimed:
@@ -74,6 +75,9 @@ def inbox_sensor(
         try:
             header = drop.read_header(entry.name, batching.header_bytes)
         except FileNotFoundError:
+            continue
+        except OSError as exc:  # one unreadable file must not stop the inbox
+            unreadable.append(f"{entry.name}: {exc.strerror or exc}")
             continue
         lane, _ = classify_lane(header, entry.size, batching)
         candidates.append(Candidate(entry.name, entry.size, entry.mtime, lane))
@@ -92,7 +96,7 @@ def inbox_sensor(
         new_keys.append(manifest["batch_key"])
         requests.append(_run_request(manifest["batch_key"], manifest["lane"]))
 
-    message = _describe(plan, unsettled, len(claimed), budget_hit, len(orphans))
+    message = _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable)
     if not requests:
         context.update_cursor(plan.budget.to_cursor())
         return SkipReason(message)
@@ -104,7 +108,8 @@ def inbox_sensor(
     )
 
 
-def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int) -> str:
+def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int,
+              unreadable: list[str]) -> str:
     """What the tick did, in words, for the sensor's tick history in the UI."""
     files = sum(len(b.files) for b in plan.batches)
     lanes = Counter(b.lane for b in plan.batches)
@@ -123,4 +128,7 @@ def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int
         parts.append("tick budget reached; the rest next tick")
     if orphans:
         parts.append(f"{orphans} unregistered batches recovered")
+    if unreadable:
+        parts.append(f"{len(unreadable)} files unreadable, left in the inbox "
+                     f"(e.g. {unreadable[0]})")
     return "; ".join(parts) or "nothing new in the inbox"

@@ -104,6 +104,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
     specs = Policy().derivatives
     if derivatives is not None:
         specs = tuple(DerivativeSpec(name=name, **spec) for name, spec in derivatives.items())
+        _validate_specs(specs)
     return Policy(
         version=str(raw.pop("version", "1")),
         limits=Limits(**limits),
@@ -113,6 +114,19 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         source_digest=source_digest,
         **_reject_unknown(raw),
     )
+
+
+def _validate_specs(specs: tuple[DerivativeSpec, ...]) -> None:
+    """Refuse a policy the pipeline cannot honour, with a message an operator can act on."""
+    names = [spec.name for spec in specs]
+    if sorted(names) != sorted(RENDERER_VERSION):
+        raise ValueError(f"policy derivatives must be exactly {sorted(RENDERER_VERSION)} "
+                         f"(one asset each); got {names}")
+    for spec in specs:
+        if spec.format not in ("webp", "jpeg"):
+            raise ValueError(f"derivative {spec.name}: format must be webp or jpeg")
+        if spec.long_edge < 16 or not 1 <= spec.quality <= 100:
+            raise ValueError(f"derivative {spec.name}: long_edge >= 16, quality 1..100")
 
 
 def _reject_unknown(rest: dict[str, Any]) -> dict[str, Any]:

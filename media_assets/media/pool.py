@@ -76,8 +76,8 @@ class WorkerPool:
 
         `on_outcome(key, outcome)` is called in this thread as each file finishes, so the
         caller stores results while the workers go on. Deterministic failures become
-        `Rejected` (timeout, crash, out of memory, decoder errors); `TransientError`s are
-        retried a bounded number of times, then reported.
+        `Rejected` (timeout, crash, out of memory, decoder errors); a `TransientError` is
+        retried a bounded number of times, then raised: never a quarantine for a good file.
         """
         pending = list(tasks)
         outcomes: dict[Hashable, Outcome] = {}
@@ -93,9 +93,10 @@ class WorkerPool:
                     outcome = _collect(future, timeout_seconds)
                     if isinstance(outcome.error, TransientError):
                         attempts[key] = attempts.get(key, 0) + 1
-                        if attempts[key] < TRANSIENT_ATTEMPTS:
-                            pending.append((key, fn, args))
-                            continue
+                        if attempts[key] >= TRANSIENT_ATTEMPTS:
+                            raise outcome.error  # the step fails; its RetryPolicy takes over
+                        pending.append((key, fn, args))
+                        continue
                     outcomes[key] = outcome
                     if on_outcome is not None:
                         on_outcome(key, outcome)

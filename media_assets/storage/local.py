@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO
 
 from media_assets.storage.base import InboxEntry, classify_os_errors
@@ -180,12 +181,16 @@ class LocalInbox:
                     continue
                 try:
                     stat = path.stat()
-                except FileNotFoundError:  # removed between listing and stat
+                except OSError:  # removed since listing, a broken or looping link, ...
+                    continue
+                if not S_ISREG(stat.st_mode):  # FIFOs, sockets, devices: never read them
                     continue
                 yield InboxEntry(name=name, size=stat.st_size, mtime=stat.st_mtime)
 
     def read_header(self, name: str, size: int) -> bytes:
-        with open(self._path(name), "rb") as handle:
+        """The first `size` bytes; non-blocking open, so a FIFO swapped in cannot hang."""
+        fd = os.open(self._path(name), os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
             return handle.read(size)
 
     @contextlib.contextmanager

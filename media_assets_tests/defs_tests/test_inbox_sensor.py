@@ -97,3 +97,30 @@ def test_a_batch_written_but_never_registered_is_recovered(install, jpeg_header)
     recovered = install.tick()
     assert [r.run_key for r in recovered.run_requests] == [key]
     assert open_batch_keys(install.store) == [key]
+
+
+def test_unreadable_files_and_special_files_never_stop_the_inbox(install, jpeg_header,
+                                                                 monkeypatch):
+    import os
+
+    from media_assets.storage.local import LocalInbox
+
+    os.mkfifo(install.inbox / "pipe.jpg")  # reading it would block forever
+    (install.inbox / "loop.jpg").symlink_to(install.inbox / "loop.jpg")
+    install.drop("locked.jpg", jpeg_header)
+    install.drop("good.jpg", jpeg_header + b"!")
+    real_read = LocalInbox.read_header
+
+    def read_header(self, name, size):
+        if name == "locked.jpg":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self, name, size)
+
+    monkeypatch.setattr(LocalInbox, "read_header", read_header)
+    result = install.tick()
+    [request] = result.run_requests
+    sources = load_manifest(install.store, request.partition_key)["sources"]
+    assert [s["inbox"] for s in sources] == ["good.jpg"]
+    again = install.tick()
+    assert "1 files unreadable, left in the inbox (e.g. locked.jpg: Permission denied)" in (
+        again.skip_message)

@@ -3,6 +3,8 @@
 import os
 import time
 
+import pytest
+
 from media_assets.media.errors import Rejected, TransientError
 from media_assets.media.pool import run_isolated
 
@@ -27,6 +29,10 @@ def reject(_: int) -> None:
 
 def hog_memory(_: int) -> bytes:
     return b"x" * (2 * 1024**3)
+
+
+def always_transient(_: int) -> None:
+    raise TransientError("storage unreachable")
 
 
 def flaky(path: str) -> str:
@@ -70,3 +76,9 @@ def test_transient_errors_are_retried_a_bounded_number_of_times(tmp_path):
                             memory_mb=0)
     assert outcomes["f"].value == "ok"
     assert marker.read_text() == "xx"
+
+
+def test_a_persistent_transient_error_fails_the_caller_instead_of_blaming_the_file():
+    with pytest.raises(TransientError):
+        run_isolated([("f", always_transient, (0,))], workers=1, timeout_seconds=30,
+                     memory_mb=0)

@@ -1,0 +1,40 @@
+"""The policy file: defaults, spec hashes, and loud refusal of what the pipeline can't do."""
+
+import pytest
+
+from media_assets.media.policy import Policy, load_policy, policy_from_mapping
+
+
+def test_the_shipped_policy_file_matches_the_built_in_defaults(tmp_path):
+    shipped = load_policy("policy.yaml")
+    assert shipped.derivatives == Policy().derivatives
+    assert shipped.limits == Policy().limits
+    assert shipped.batching == Policy().batching
+    assert shipped.stamp.startswith("1@")
+
+
+def test_each_spec_change_changes_only_that_specs_hash():
+    base = policy_from_mapping({})
+    bigger = policy_from_mapping({"derivatives": {
+        "thumbnail": {"long_edge": 320, "format": "webp"},
+        "preview": {"long_edge": 1440, "format": "jpeg"}}})
+    assert bigger.derivative("thumbnail").spec_hash != base.derivative("thumbnail").spec_hash
+    assert bigger.derivative("preview").spec_hash == base.derivative("preview").spec_hash
+
+
+@pytest.mark.parametrize("derivatives", [
+    {"thumb": {"long_edge": 250, "format": "webp"}, "preview": {"long_edge": 1440,
+                                                                "format": "jpeg"}},
+    {"thumbnail": {"long_edge": 250, "format": "gif"}, "preview": {"long_edge": 1440,
+                                                                   "format": "jpeg"}},
+    {"thumbnail": {"long_edge": 0, "format": "webp"}, "preview": {"long_edge": 1440,
+                                                                  "format": "jpeg"}},
+])
+def test_unusable_derivative_specs_are_refused_with_a_clear_message(derivatives):
+    with pytest.raises(ValueError, match="derivative"):
+        policy_from_mapping({"derivatives": derivatives})
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ValueError, match="unknown policy keys"):
+        policy_from_mapping({"limitz": {}})
