@@ -47,3 +47,60 @@ def test_bytes_that_do_not_verify_after_storing_are_quarantined_not_kept(install
     assert (row["status"], row["reason"]) == ("quarantined", "fixity_mismatch")
     assert list(install.store.list("originals/")) == []
     assert install.store.exists(row["quarantine_key"])
+
+
+def test_a_new_file_under_an_ingested_name_is_not_deleted_by_a_rerun(install, jpeg_header):
+    """Cameras reuse names (IMG_0001.JPG): re-running an old batch must not touch the new one."""
+    install.drop("IMG_0001.JPG", jpeg_header)
+    [first] = install.ingest()
+    key = first.dagster_run.tags["dagster/partition"]
+    newer = install.drop("IMG_0001.JPG", jpeg_header + b"other bytes", age=10)
+    assert install.process(key).success
+    assert newer.exists()
+    [second] = install.ingest()  # the sensor then ingests it as an arrival of its own
+    assert second.success and not newer.exists()
+    assert install.arrivals()["content_id"].n_unique() == 2
+
+
+def test_a_file_rewritten_during_intake_stays_in_the_inbox(install, jpeg_header, monkeypatch):
+    import os
+    import time
+
+    from media_assets.media import manifest as manifests
+
+    path = install.drop("growing.jpg", jpeg_header)
+    real_save = manifests.save_manifest
+
+    def save_then_rewrite(store, manifest):
+        real_save(store, manifest)
+        path.write_bytes(jpeg_header + b"appended later")  # the writer was not done
+        os.utime(path, (time.time(), time.time()))
+
+    monkeypatch.setattr("media_assets.defs.intake.save_manifest", save_then_rewrite)
+    [run] = install.ingest()
+    assert run.success and path.exists()
+    changed = [e.materialization.metadata for e in run.get_asset_materialization_events()
+               if e.materialization.asset_key.to_user_string() == "originals"][0]
+    assert changed["changed_since_listed"].value == ["growing.jpg"]
+
+
+def test_the_same_bad_bytes_under_two_names_keep_two_quarantine_records(install):
+    from media_assets.media.manifest import all_quarantine_records
+
+    install.drop("x.txt", b"hello")
+    install.drop("notes/y.txt", b"hello")
+    install.drop("a.jpg", b"\xff\xd8\xff" + b"\x00" * 10)  # JPEG magic, broken header
+    install.drop("copy/a.jpg", b"\xff\xd8\xff" + b"\x00" * 10)
+    [run] = install.ingest()
+    assert run.success
+    names = sorted(r["source_name"] for r in all_quarantine_records(install.store))
+    assert names == ["a.jpg", "copy/a.jpg", "notes/y.txt", "x.txt"]
+
+
+def test_the_same_good_bytes_twice_in_one_batch_count_once(install, jpeg_header):
+    install.drop("a.jpg", jpeg_header)
+    install.drop("copy/a.jpg", jpeg_header)
+    [run] = install.ingest()
+    assert run.success
+    assert sorted(install.arrivals()["duplicate"].to_list()) == [False, True]
+    assert len(list(install.store.list("originals/"))) == 1

@@ -87,3 +87,19 @@ def test_rebuild_sensor_rerenders_only_the_changed_derivative(install):
     [request] = result.run_requests
     assert set(request.asset_selection) == {AssetKey("previews"), AssetKey("catalog")}
     assert request.tags["dagster/priority"] == "-1"
+
+
+def test_reconciliation_finds_a_missing_original_and_a_second_live_fragment(install):
+    ingest_samples(install)
+    rows = install.arrivals()
+    row = rows.filter(rows["source_name"] == "web.webp").row(0, named=True)
+    install.store.delete(row["original_key"])
+    [fragment] = [k for k in install.store.list("catalog/fragments/")]
+    install.store.put_bytes(fragment.replace(".parquet", "-copy.parquet"),
+                            install.store.read_bytes(fragment))
+    [evaluation] = run_job(install, "reconcile_store").get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["missing_originals"].value == [
+        f"{row['content_id']} (web.webp)"]
+    assert evaluation.metadata["duplicate_rows"].value == [
+        f"{row['batch_key']}: 2 fragments"]
