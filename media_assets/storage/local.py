@@ -217,4 +217,5 @@ class LocalInbox:
         return True
 
     def exists(self, name: str) -> bool:
-        return self._path(name).is_file()
+        """Is there still an entry by this name (even one we may fail to read)?"""
+        return os.path.lexists(self._path(name))

@@ -104,3 +104,18 @@ def test_the_same_good_bytes_twice_in_one_batch_count_once(install, jpeg_header)
     assert run.success
     assert sorted(install.arrivals()["duplicate"].to_list()) == [False, True]
     assert len(list(install.store.list("originals/"))) == 1
+
+
+def test_a_file_that_becomes_unreadable_stays_in_the_inbox_and_the_batch_completes(
+    install, jpeg_header
+):
+    install.drop("good.jpg", jpeg_header)
+    bad = install.drop("bad.jpg", jpeg_header + b"bad")
+    result = install.tick()
+    bad.unlink()
+    bad.symlink_to(bad)  # a link loop: opening it fails in the worker and in the step
+    run = install.process(result.run_requests[0].partition_key)
+    assert run.success
+    rows = {r["source_name"]: r["status"] for r in install.arrivals().iter_rows(named=True)}
+    assert rows == {"good.jpg": "ok", "bad.jpg": "unreadable"}
+    assert bad.is_symlink()  # left where it was: nothing is lost, nothing half-stored
