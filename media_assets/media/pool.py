@@ -119,18 +119,6 @@ class WorkerPool:
         self.close()
 
 
-def run_isolated(
-    tasks: Iterable[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
-    *,
-    workers: int,
-    timeout_seconds: float,
-    memory_mb: int,
-) -> dict[Hashable, Outcome]:
-    """One-shot: a pool for these tasks only, stopped before returning."""
-    with WorkerPool(workers, memory_mb) as pool:
-        return pool.run(tasks, timeout_seconds)
-
-
 def _collect(future: Any, timeout_seconds: float) -> Outcome:
     try:
         return Outcome(value=future.result())

@@ -197,10 +197,6 @@ class LocalInbox:
     def local_path(self, name: str) -> Iterator[Path]:
         yield self._path(name)
 
-    def remove(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(name).unlink()
-
     def remove_if_unchanged(self, name: str, size: int, mtime: float) -> bool:
         """Remove the file only if it is still the one listed (same size and mtime).
 

@@ -6,9 +6,14 @@ import time
 import pytest
 
 from media_assets.media.errors import Rejected, TransientError
-from media_assets.media.pool import run_isolated
+from media_assets.media.pool import WorkerPool
 
 FLAKY_MARK = "flaky-attempts"
+
+
+def run_isolated(tasks, *, workers: int, timeout_seconds: float, memory_mb: int):
+    with WorkerPool(workers, memory_mb) as pool:
+        return pool.run(tasks, timeout_seconds)
 
 
 def double(x: int) -> int:
