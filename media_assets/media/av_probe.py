@@ -1,0 +1,99 @@
+"""Probe video and audio files with PyAV (no ffmpeg binary): container, streams, rotation,
+colour and tags. The first step of video/audio support (issue #5): pure, no Dagster."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from media_assets.media.errors import Rejected
+
+# Transfer characteristics that mean HDR (ITU-T H.273): PQ and HLG.
+HDR_TRANSFERS = {16: "pq", 18: "hlg"}
+
+
+def probe_av(path: Path) -> dict[str, Any]:
+    """Container, duration, bit rate, tags and every audio/video stream of a media file.
+
+    Reads headers plus, for video, one decoded frame (the display rotation lives in the
+    frames' side data). Raises `Rejected` for empty, unreadable or stream-less files.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise Rejected("empty", f"{path.name} has 0 bytes")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
+    with container:
+        video = [s for s in container.streams.video
+                 if not s.disposition & av.stream.Disposition.attached_pic]
+        audio = list(container.streams.audio)
+        if not video and not audio:
+            raise Rejected("corrupt", "no audio or video stream")
+        tags = {k.lower(): v for k, v in container.metadata.items()}
+        return {
+            "container": container.format.name,
+            "duration_seconds": _seconds(container.duration),
+            "bit_rate": container.bit_rate or None,
+            "video": [_video(container, s) for s in video],
+            "audio": [_audio(s) for s in audio],
+            "has_cover_art": any(s.disposition & av.stream.Disposition.attached_pic
+                                 for s in container.streams.video),
+            "creation_time": tags.get("creation_time"),
+            "title": tags.get("title"), "artist": tags.get("artist"),
+            "album": tags.get("album"),
+            "tags": tags,
+        }
+
+
+def _seconds(duration: int | None) -> float | None:
+    return round(duration / av.time_base, 3) if duration else None
+
+
+def _rate(rate: Fraction | None) -> float | None:
+    return round(float(rate), 3) if rate else None
+
+
+def _video(container: Any, stream: Any) -> dict[str, Any]:
+    context = stream.codec_context
+    transfer = int(context.color_trc or 0)
+    return {
+        "codec": context.name,
+        "profile": stream.profile,
+        "pixel_format": context.pix_fmt,
+        "width": context.width,
+        "height": context.height,
+        "frame_rate": _rate(stream.average_rate or stream.guessed_rate),
+        "variable_frame_rate": bool(stream.average_rate and stream.base_rate
+                                    and stream.average_rate != stream.base_rate),
+        "rotation": _rotation(container, stream),
+        "color_transfer": transfer or None,
+        "color_primaries": int(context.color_primaries or 0) or None,
+        "hdr": HDR_TRANSFERS.get(transfer),
+        "bit_rate": context.bit_rate or None,
+    }
+
+
+def _rotation(container: Any, stream: Any) -> int:
+    """Clockwise degrees to turn the stored frames to display them upright (0/90/180/270)."""
+    try:
+        for frame in container.decode(stream):
+            return int(round(-frame.rotation)) % 360
+    except av.FFmpegError:
+        return 0  # undecodable video: the decode step quarantines it, not the probe
+    return 0
+
+
+def _audio(stream: Any) -> dict[str, Any]:
+    context = stream.codec_context
+    return {
+        "codec": context.name,
+        "channels": context.channels,
+        "layout": context.layout.name if context.layout else None,
+        "sample_rate": context.sample_rate,
+        "bit_rate": context.bit_rate or None,
+    }
