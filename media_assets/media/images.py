@@ -491,6 +491,14 @@ def render_derivatives(
     out_dir = Path(out_dir)
     largest = max(spec.long_edge for spec in specs)
     base = decode_for_derivatives(path, max(draft_edge or largest, largest), max_pixels)
+    return write_derivatives(base, specs, out_dir)
+
+
+def write_derivatives(
+    base: Image.Image, specs: Sequence[DerivativeSpec], out_dir: Path
+) -> dict[str, RenderedDerivative]:
+    """Write each spec from one decoded, upright 8-bit sRGB image (largest spec first)."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rendered: dict[str, RenderedDerivative] = {}
     for spec in sorted(specs, key=lambda s: s.long_edge, reverse=True):

@@ -1,0 +1,58 @@
+"""A video's poster frame: a representative still, upright, written like an image thumbnail
+(issue #5 groundwork; pure PyAV + Pillow, no Dagster)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+from PIL import Image
+
+from media_assets.media.errors import Rejected
+from media_assets.media.images import RenderedDerivative, write_derivatives
+from media_assets.media.policy import DerivativeSpec
+
+# Clockwise display rotation -> the Pillow transpose that turns a frame upright.
+_UPRIGHT = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
+            270: Image.Transpose.ROTATE_90}
+
+
+def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 600) -> Image.Image:
+    """The first keyframe at or after `at_fraction` of the duration (not a black first frame),
+    upright, as RGB. Seeks to the keyframe before the target, then decodes forward; at most
+    `max_frames` frames are decoded, so a file without later keyframes still ends quickly."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise Rejected("unsupported_type", "no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            duration = container.duration / av.time_base if container.duration else 0.0
+            target = duration * at_fraction
+            if target > 0 and stream.time_base:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            chosen = None
+            for count, frame in enumerate(container.decode(stream)):
+                chosen = chosen or frame  # whatever we find first, if nothing better follows
+                at = float(frame.time or 0.0)
+                if at >= target and (frame.key_frame or count >= max_frames // 2):
+                    chosen = frame
+                    break
+                if count >= max_frames:
+                    break
+            if chosen is None:
+                raise Rejected("corrupt", "no decodable video frame")
+            rotation = int(round(-chosen.rotation)) % 360
+            image = chosen.to_image()
+    except av.FFmpegError as exc:
+        raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
+    if rotation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[rotation])
+    return image.convert("RGB")
+
+
+def render_poster(path: Path, specs: Sequence[DerivativeSpec],
+                  out_dir: Path) -> dict[str, RenderedDerivative]:
+    """Write the poster frame with the image derivative specs (e.g. the thumbnail spec)."""
+    return write_derivatives(poster_frame(path), specs, out_dir)
