@@ -104,7 +104,7 @@ def originals(
     close_batch(store, batch_key)
     metadata = _summary(manifest["files"], elapsed)
     if kept:
-        metadata["changed_since_listed"] = MetadataValue.json(kept)
+        metadata["left_in_inbox"] = MetadataValue.json(kept)  # changed since listed, read-only
     return MaterializeResult(metadata=metadata)
 
 

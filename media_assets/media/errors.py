@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
+
 
 class MediaError(Exception):
     """Base of every error the media core raises on purpose."""
@@ -23,3 +27,17 @@ class Rejected(MediaError):
 
 class TransientError(MediaError):
     """Storage or environment trouble that a bounded retry may fix."""
+
+
+TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY, errno.ETIMEDOUT}
+
+
+@contextlib.contextmanager
+def classify_os_errors() -> Iterator[None]:
+    """Turn OSErrors that a retry may fix into TransientError; let the rest propagate."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in TRANSIENT_ERRNOS:
+            raise TransientError(str(exc)) from exc
+        raise

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from media_assets.media.errors import Rejected
+from media_assets.media.errors import Rejected, classify_os_errors
 from media_assets.media.images import probe_image
 from media_assets.media.policy import Limits
 from media_assets.media.sniff import Sniffed, sniff
@@ -52,7 +52,7 @@ def stage_file(source: str, staging_dir: str, limits: Limits) -> StagedFile:
     size = 0
     header = b""
     try:
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+        with classify_os_errors(), open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
             while chunk := src.read(CHUNK):
                 if not header:
                     header = chunk[:65536]

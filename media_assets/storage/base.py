@@ -7,7 +7,6 @@ so that local folders and S3 implement the same interface.
 from __future__ import annotations
 
 import contextlib
-import errno
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ from media_assets.media.errors import TransientError
 
 T = TypeVar("T")
 
-TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY, errno.ETIMEDOUT}
-
 
 def with_transient_retries(fn: Callable[..., T]) -> Callable[..., T]:
     """Retry an operation that raised TransientError, bounded, with jittered backoff."""
@@ -30,17 +27,6 @@ def with_transient_retries(fn: Callable[..., T]) -> Callable[..., T]:
         wait=wait_random_exponential(multiplier=0.2, max=3),
         reraise=True,
     )(fn)
-
-
-@contextlib.contextmanager
-def classify_os_errors() -> Iterator[None]:
-    """Turn OSErrors that a retry may fix into TransientError; let the rest propagate."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in TRANSIENT_ERRNOS:
-            raise TransientError(str(exc)) from exc
-        raise
 
 
 class ObjectStore(Protocol):

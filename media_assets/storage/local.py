@@ -11,7 +11,8 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO
 
-from media_assets.storage.base import InboxEntry, classify_os_errors
+from media_assets.media.errors import classify_os_errors
+from media_assets.storage.base import InboxEntry
 
 TEMP_MARK = ".tmp-"
 
@@ -200,8 +201,8 @@ class LocalInbox:
     def remove_if_unchanged(self, name: str, size: int, mtime: float) -> bool:
         """Remove the file only if it is still the one listed (same size and mtime).
 
-        Returns False when the name now holds another file (replaced or rewritten): that
-        file stays for a later batch. A file already gone counts as removed."""
+        Returns False when the name now holds another file (replaced or rewritten) or the
+        file cannot be removed: it stays. A file already gone counts as removed."""
         path = self._path(name)
         try:
             stat = path.stat()
@@ -209,7 +210,10 @@ class LocalInbox:
             return True
         if stat.st_size != size or stat.st_mtime != mtime:
             return False
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # e.g. a read-only folder: the file stays, the batch still completes
+            return False
         return True
 
     def exists(self, name: str) -> bool:

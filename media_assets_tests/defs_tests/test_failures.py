@@ -81,7 +81,7 @@ def test_a_file_rewritten_during_intake_stays_in_the_inbox(install, jpeg_header,
     assert run.success and path.exists()
     changed = [e.materialization.metadata for e in run.get_asset_materialization_events()
                if e.materialization.asset_key.to_user_string() == "originals"][0]
-    assert changed["changed_since_listed"].value == ["growing.jpg"]
+    assert changed["left_in_inbox"].value == ["growing.jpg"]
 
 
 def test_the_same_bad_bytes_under_two_names_keep_two_quarantine_records(install):
