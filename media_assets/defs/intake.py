@@ -22,7 +22,7 @@ from media_assets.defs.resources import (
 from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import first_arrival_key, original_key
-from media_assets.media.manifest import close_batch, quarantine, save_manifest
+from media_assets.media.manifest import close_batch, mark_unreadable, quarantine, save_manifest
 from media_assets.media.pool import Outcome
 from media_assets.media.sniff import sniff
 from media_assets.storage.base import with_transient_retries
@@ -85,6 +85,9 @@ def originals(
         files.append(entry)
         if entry["status"] in SAFE:
             leaving.append(name)
+        elif entry["status"] == "unreadable":
+            mark_unreadable(store, name, sources[name]["size"], sources[name]["mtime"],
+                            entry["detail"])
 
     try:
         workers.run(tasks, rules.limits, on_outcome=settle)

@@ -25,7 +25,12 @@ from media_assets.media.batching import (
     classify_lane,
     plan_batches,
 )
-from media_assets.media.manifest import claimed_inbox_names, new_manifest, open_batch
+from media_assets.media.manifest import (
+    claimed_inbox_names,
+    new_manifest,
+    open_batch,
+    unreadable_files,
+)
 
 
 def _run_request(key: str, lane: str) -> RunRequest:
@@ -59,9 +64,17 @@ def inbox_sensor(
     candidates: list[Candidate] = []
     unsettled = examined = 0
     unreadable: list[str] = []
+    skip_unreadable = unreadable_files(store)
     budget_hit = False
     for entry in drop.list_entries():
         if entry.name in claimed:
+            continue
+        if not _valid_utf8(entry.name):
+            unreadable.append(f"{entry.name.encode('utf-8', 'backslashreplace').decode()}: "
+                              "the file name is not UTF-8, rename it")
+            continue
+        if skip_unreadable.get(entry.name) == (entry.size, entry.mtime):
+            unreadable.append(f"{entry.name}: could not be read by its last batch")
             continue
         if now.timestamp() - entry.mtime < batching.settle_seconds:
             unsettled += 1
@@ -106,6 +119,14 @@ def inbox_sensor(
         dynamic_partitions_requests=[batch_partitions.build_add_request(new_keys)],
         cursor=plan.budget.to_cursor(),
     )
+
+
+def _valid_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a Linux file name (surrogate escapes)
+        return False
+    return True
 
 
 def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int,

@@ -3,6 +3,7 @@ completed by its run with the resolved content ids. Also the quarantine records.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,3 +108,22 @@ def save_step_timings(store: Any, batch_key: str, step: str, ms: dict[str, float
 def load_step_results(store: Any, batch_key: str, step: str) -> dict[str, Any]:
     key = f"batches/results/{batch_key}/{step}.json"
     return json.loads(store.read_bytes(key)) if store.exists(key) else {}
+
+
+UNREADABLE_PREFIX = "batches/unreadable/"
+
+
+def mark_unreadable(store: Any, name: str, size: int, mtime: float, detail: str) -> None:
+    """Remember an inbox file no run could read, so the sensor does not batch it again until
+    it changes (size or mtime)."""
+    key = UNREADABLE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:16] + ".json"
+    store.put_bytes(key, _dump({"name": name, "size": size, "mtime": mtime, "detail": detail}))
+
+
+def unreadable_files(store: Any) -> dict[str, tuple[int, float]]:
+    """Inbox name -> (size, mtime) it had when a run failed to read it."""
+    found = {}
+    for key in store.list(UNREADABLE_PREFIX):
+        record = json.loads(store.read_bytes(key))
+        found[record["name"]] = (record["size"], record["mtime"])
+    return found

@@ -124,3 +124,29 @@ def test_unreadable_files_and_special_files_never_stop_the_inbox(install, jpeg_h
     again = install.tick()
     assert "1 files unreadable, left in the inbox (e.g. locked.jpg: Permission denied)" in (
         again.skip_message)
+
+
+def test_a_file_its_batch_could_not_read_waits_until_it_changes(install, jpeg_header):
+    from media_assets.media.manifest import mark_unreadable
+
+    path = install.drop("flaky.jpg", jpeg_header)
+    stat = path.stat()
+    mark_unreadable(install.store, "flaky.jpg", stat.st_size, stat.st_mtime, "EIO")
+    held = install.tick()
+    assert isinstance(held, SkipReason)
+    assert "flaky.jpg: could not be read by its last batch" in held.skip_message
+    install.drop("flaky.jpg", jpeg_header + b"rewritten")  # changed: worth another try
+    assert len(install.tick().run_requests) == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_batched(install, jpeg_header):
+    import os
+
+    os.close(os.open(os.fsencode(install.inbox) + b"/caf\xe9.jpg", os.O_CREAT | os.O_WRONLY))
+    install.age_inbox()
+    install.drop("fine.jpg", jpeg_header)
+    result = install.tick()
+    [request] = result.run_requests
+    assert [s["inbox"] for s in load_manifest(install.store, request.partition_key)["sources"]
+            ] == ["fine.jpg"]
+    assert "the file name is not UTF-8, rename it" in install.tick().skip_message
