@@ -32,8 +32,15 @@ from media_assets.defs.derivatives import DERIVATIVE_ASSETS
 from media_assets.defs.jobs import process_batch_job
 from media_assets.defs.partitions import LANE_TAG
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.catalog import compact, lookup, read_arrivals, stale_derivatives
+from media_assets.media.catalog import (
+    compact,
+    latest_fragments,
+    lookup,
+    read_arrivals,
+    stale_derivatives,
+)
 from media_assets.media.contact_sheet import data_uri
+from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import quarantine_records
 from media_assets.media.reconcile import reconcile
 
@@ -127,16 +134,20 @@ def nightly_reconcile():
                     "derivative (and the catalog) for the batches that carry the old spec.")
 def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaStorage,
                              policy: PolicyResource) -> SensorResult | SkipReason:
-    rules = policy.load()
-    stale = stale_derivatives(read_arrivals(storage.store()), rules)
+    rules, store = policy.load(), storage.store()
+    stale = stale_derivatives(read_arrivals(store), rules)
     if stale.is_empty():
         return SkipReason("every derivative matches the policy's current specs")
     requests = []
+    # The run key names the catalog state it starts from (the batch's newest fragment), so a
+    # spec changed A -> B -> A -> B rebuilds every time, and each state is rebuilt once.
+    fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     for (batch, derivative), group in stale.group_by(["batch_key", "derivative"]):
         asset_name = next(a for a, d in DERIVATIVE_ASSETS.items() if d == derivative)
         spec_hash = rules.derivative(derivative).spec_hash
         requests.append(RunRequest(
-            run_key=f"rebuild:{batch}:{derivative}:{spec_hash}",
+            run_key=f"rebuild:{batch}:{derivative}:{spec_hash}:"
+                    f"{fragments.get(batch, '').rpartition('/')[2]}",
             partition_key=batch,
             asset_selection=[AssetKey(asset_name), AssetKey("catalog")],
             tags={LANE_TAG: "rebuild", "dagster/priority": "-1",

@@ -32,6 +32,8 @@ from media_assets.media.manifest import (
     unreadable_files,
 )
 
+RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is asked again
+
 
 def _run_request(key: str, lane: str) -> RunRequest:
     return RunRequest(run_key=key, partition_key=key, tags={LANE_TAG: lane})
@@ -108,6 +110,12 @@ def inbox_sensor(
     for manifest in orphans:
         new_keys.append(manifest["batch_key"])
         requests.append(_run_request(manifest["batch_key"], manifest["lane"]))
+    # A registered batch still open after a while may never have had its run (daemon stopped
+    # between registering and launching, run deleted): ask again; the run key makes the
+    # daemon skip every batch that already has its run.
+    stuck = [m for m in open_manifests if m not in orphans
+             and (now - datetime.fromisoformat(m["created_at"])).total_seconds() > RELAUNCH_AFTER]
+    requests.extend(_run_request(m["batch_key"], m["lane"]) for m in stuck)
 
     message = _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable)
     if not requests:
@@ -116,7 +124,8 @@ def inbox_sensor(
     context.log.info(message)
     return SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[batch_partitions.build_add_request(new_keys)],
+        dynamic_partitions_requests=[batch_partitions.build_add_request(new_keys)]
+        if new_keys else [],
         cursor=plan.budget.to_cursor(),
     )
 

@@ -150,3 +150,17 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_batched(install, jpeg_head
     assert [s["inbox"] for s in load_manifest(install.store, request.partition_key)["sources"]
             ] == ["fine.jpg"]
     assert "the file name is not UTF-8, rename it" in install.tick().skip_message
+
+
+def test_an_open_batch_whose_run_never_came_is_asked_for_again(install, jpeg_header):
+    import json
+
+    install.drop("a.jpg", jpeg_header)
+    [request] = install.tick().run_requests
+    key = f"batches/{request.partition_key}.json"
+    manifest = json.loads(install.store.read_bytes(key))
+    manifest["created_at"] = "2000-01-01T00:00:00+00:00"  # long ago, still open, no run
+    install.store.put_bytes(key, json.dumps(manifest).encode())
+    again = install.tick()
+    assert [r.run_key for r in again.run_requests] == [request.run_key]
+    assert again.dynamic_partitions_requests == []  # already registered

@@ -103,3 +103,19 @@ def test_reconciliation_finds_a_missing_original_and_a_second_live_fragment(inst
         f"{row['content_id']} (web.webp)"]
     assert evaluation.metadata["duplicate_rows"].value == [
         f"{row['batch_key']}: 2 fragments"]
+
+
+def test_a_spec_changed_back_and_forth_is_rebuilt_every_time(install):
+    ingest_samples(install)
+    context = build_sensor_context(instance=install.instance,
+                                   resources=install.sensor_resources())
+    original = {"long_edge": 1440, "format": "jpeg", "quality": 80}
+    smaller = {"long_edge": 800, "format": "jpeg", "quality": 70}
+    keys = []
+    for spec in (smaller, original, smaller):
+        install.set_policy(derivatives={"preview": spec})
+        [request] = stale_derivatives_sensor(context).run_requests
+        keys.append(request.run_key)
+        assert install.process(request.partition_key, selection=["previews", "catalog"]).success
+    assert len(set(keys)) == 3  # the third change is not mistaken for the first
+    assert isinstance(stale_derivatives_sensor(context), SkipReason)
