@@ -161,16 +161,26 @@ def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:
 
 
 def stale_derivatives(arrivals: pl.DataFrame, policy: Policy) -> pl.DataFrame:
-    """Per (batch, derivative): how many ok files lack the derivative at the current spec."""
-    view = content_view(arrivals).filter(pl.col("status") == "ok")
-    rows = []
-    for record in view.iter_rows(named=True):
-        have = {d["name"]: d["spec_hash"] for d in record["derivatives"] or []}
-        for spec in policy.derivatives:
-            if have.get(spec.name) != spec.spec_hash:
-                rows.append({"batch_key": record["batch_key"], "derivative": spec.name,
-                             "content_id": record["content_id"],
-                             "state": "missing" if spec.name not in have else "stale"})
+    """Per content: each derivative missing or made with another spec than the policy's now.
+
+    Vectorised (polars), so it stays fast on millions of rows."""
     schema = {"batch_key": pl.String, "derivative": pl.String, "content_id": pl.String,
               "state": pl.String}
-    return pl.DataFrame(rows, schema=schema)
+    view = content_view(arrivals)
+    if view.is_empty():
+        return pl.DataFrame(schema=schema)
+    view = view.filter(pl.col("status") == "ok")
+    wanted = pl.DataFrame({"derivative": [s.name for s in policy.derivatives],
+                           "want": [s.spec_hash for s in policy.derivatives]})
+    have = (view.select("content_id", "derivatives").explode("derivatives")
+            .filter(pl.col("derivatives").is_not_null())
+            .select("content_id",
+                    pl.col("derivatives").struct.field("name").alias("derivative"),
+                    pl.col("derivatives").struct.field("spec_hash").alias("got")))
+    return (view.select("batch_key", "content_id").join(wanted, how="cross")
+            .join(have, on=["content_id", "derivative"], how="left")
+            .filter(pl.col("got").is_null() | (pl.col("got") != pl.col("want")))
+            .select("batch_key", "derivative", "content_id",
+                    pl.when(pl.col("got").is_null()).then(pl.lit("missing"))
+                    .otherwise(pl.lit("stale")).alias("state"))
+            .sort("batch_key", "derivative", "content_id"))
