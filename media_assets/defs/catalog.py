@@ -6,22 +6,17 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from PIL import Image
 
 from media_assets.defs.common import STORAGE_RETRY, require_intake, table
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import INTAKE_VERSION
-from media_assets.defs.metadata import EXTRACTOR_VERSION, image_metadata
+from media_assets.defs.metadata import EXTRACTOR_VERSION, image_metadata, load_metadata
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.catalog import (
-    fragment_bytes,
-    fragment_key,
-    latest_fragments,
-)
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, derivative_key, metadata_key
+from media_assets.media.catalog import fragment_bytes, fragment_key, read_batch_fragment
+from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
 from media_assets.media.manifest import load_step_results, quarantine_records
 from media_assets.media.policy import Policy
 
@@ -80,11 +75,9 @@ def _code_versions(context: AssetExecutionContext) -> dict[str, str]:
 
 def _previous_derivatives(store: Any, batch_key: str) -> dict[str, list[dict[str, Any]]]:
     """Derivatives recorded by this batch's last fragment (kept if still in the store)."""
-    latest = latest_fragments(store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"))
-    if batch_key not in latest:
+    frame = read_batch_fragment(store, batch_key, ["content_id", "derivatives"])
+    if frame is None:
         return {}
-    with store.local_path(latest[batch_key]) as path:
-        frame = pl.read_parquet(path, columns=["content_id", "derivatives"])
     return {row["content_id"]: row["derivatives"] or [] for row in frame.iter_rows(named=True)}
 
 
@@ -100,7 +93,7 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
     for entry in manifest["files"]:
         cid = entry.get("content_id") or "unknown"
         record = quarantined.get(cid)
-        meta = _metadata(store, cid) if entry["status"] == "ok" else {}
+        meta = load_metadata(store, cid) if entry["status"] == "ok" else {}
         status = "quarantined" if record else entry["status"]  # also missing, unreadable
         rows.append({
             "content_id": cid,
@@ -140,18 +133,13 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
     return rows
 
 
-def _metadata(store: Any, cid: str) -> dict[str, Any]:
-    key = metadata_key(cid, EXTRACTOR_VERSION)
-    return json.loads(store.read_bytes(key)) if store.exists(key) else {}
-
-
 def _derivatives(store: Any, cid: str, rules: Policy,
                  previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Current-spec derivatives that exist; otherwise the older ones still in the store."""
     older = {d["name"]: d for d in previous}
     found = []
     for spec in rules.derivatives:
-        key = derivative_key(spec.name, spec.spec_hash, cid, spec.extension)
+        key = spec_output_key(spec, cid)
         if store.exists(key):
             found.append(_describe(store, spec.name, key, spec.spec_hash))
         elif spec.name in older and store.exists(older[spec.name]["key"]):

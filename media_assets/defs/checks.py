@@ -20,9 +20,9 @@ from media_assets.defs.common import require_intake, stored_images
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.catalog import latest_fragments
+from media_assets.media.catalog import read_batch_fragment
 from media_assets.media.intake import hash_file
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, derivative_key
+from media_assets.media.layout import spec_output_key
 from media_assets.media.manifest import quarantine_records
 
 
@@ -83,8 +83,7 @@ def _derivative_check(asset_name: str, derivative: str):
                                    exclude=set(quarantine_records(store, key)))
             for cid, entry in images.items():
                 checked += 1
-                problem = _inspect(store, derivative_key(spec.name, spec.spec_hash, cid,
-                                                         spec.extension), spec)
+                problem = _inspect(store, spec_output_key(spec, cid), spec)
                 if problem:
                     failures[entry["source_name"]] = problem
         return _result(failures, checked, spec_hash=spec.spec_hash)
@@ -118,7 +117,6 @@ previews_conform = _derivative_check("previews", "preview")
              description="The batch's catalog rows match its files one to one.")
 def catalog_matches_batch(context: AssetCheckExecutionContext,
                           storage: MediaStorage) -> AssetCheckResult:
-    import polars as pl
 
     store = storage.store()
     failures, checked = {}, 0
@@ -126,12 +124,8 @@ def catalog_matches_batch(context: AssetCheckExecutionContext,
         manifest = require_intake(store, key)
         expected = {(f["source_name"], f.get("content_id") or "unknown")
                     for f in manifest["files"]}
-        fragments = latest_fragments(store.list(f"{CATALOG_FRAGMENTS_PREFIX}{key}/"))
-        rows: set[tuple[str, str]] = set()
-        if key in fragments:
-            with store.local_path(fragments[key]) as path:
-                frame = pl.read_parquet(path, columns=["source_name", "content_id"])
-            rows = set(frame.iter_rows())
+        frame = read_batch_fragment(store, key, ["source_name", "content_id"])
+        rows: set[tuple[str, str]] = set(frame.iter_rows()) if frame is not None else set()
         checked += len(expected)
         failures.update({name: "no catalog row" for name, _ in expected - rows})
         failures.update({name: "catalog row for a file not in the batch"

@@ -29,9 +29,8 @@ from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.contact_sheet import contact_sheet, data_uri
 from media_assets.media.images import render_derivatives
-from media_assets.media.layout import derivative_key
+from media_assets.media.layout import spec_output_key
 from media_assets.media.manifest import quarantine_records, save_step_timings
-from media_assets.media.policy import DerivativeSpec
 from media_assets.media.pool import Outcome, timed_call
 
 # Asset name -> derivative name in the policy.
@@ -61,7 +60,7 @@ def image_derivatives(
     selected = [a.to_user_string() for a in context.selected_asset_keys]
     specs = [rules.derivative(DERIVATIVE_ASSETS[name]) for name in selected]
     images = stored_images(manifest, exclude=set(quarantine_records(store, batch_key)))
-    todo = {cid: [s for s in specs if not store.exists(_key(s, cid))] for cid in images}
+    todo = {cid: [s for s in specs if not store.exists(spec_output_key(s, cid))] for cid in images}
     todo = {cid: needed for cid, needed in todo.items() if needed}
 
     draft_edge = max(spec.long_edge for spec in rules.derivatives)
@@ -77,7 +76,7 @@ def image_derivatives(
         if outcome.ok:
             rendered, timings[cid] = outcome.value
             for name, item in rendered.items():
-                store.put_file(_key(by_name[name], cid), item.path)
+                store.put_file(spec_output_key(by_name[name], cid), item.path)
             shutil.rmtree(scratch / cid, ignore_errors=True)
             return
         failed.add(cid)
@@ -97,7 +96,7 @@ def image_derivatives(
     elapsed = time.perf_counter() - started
 
     for name, spec in zip(selected, specs, strict=True):
-        keys = [_key(spec, cid) for cid in images if cid not in failed]
+        keys = [spec_output_key(spec, cid) for cid in images if cid not in failed]
         metadata: dict[str, Any] = {
             "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
             "files": len(keys),
@@ -108,10 +107,6 @@ def image_derivatives(
         if name == "thumbnails":
             metadata["contact_sheet"] = _contact_sheet(store, keys)
         yield MaterializeResult(asset_key=name, metadata=metadata)
-
-
-def _key(spec: DerivativeSpec, content_id: str) -> str:
-    return derivative_key(spec.name, spec.spec_hash, content_id, spec.extension)
 
 
 def _contact_sheet(store: Any, keys: list[str]) -> MetadataValue:

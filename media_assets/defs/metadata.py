@@ -68,7 +68,7 @@ def image_metadata(
         )
     save_step_timings(store, batch_key, "image_metadata", timings)
     rows = [{"source_name": e["source_name"], "content_id": cid,
-             **_load(store, cid)} for cid, e in images.items()]
+             **load_metadata(store, cid)} for cid, e in images.items()]
     return MaterializeResult(metadata={
         "images": len(images),
         "extracted": len(todo) - len(failed),
@@ -83,6 +83,6 @@ def image_metadata(
     })
 
 
-def _load(store: Any, cid: str) -> dict[str, Any]:
+def load_metadata(store: Any, cid: str) -> dict[str, Any]:
     key = metadata_key(cid, EXTRACTOR_VERSION)
     return json.loads(store.read_bytes(key)) if store.exists(key) else {}

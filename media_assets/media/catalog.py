@@ -89,6 +89,16 @@ def latest_fragments(keys: Iterable[str]) -> dict[str, str]:
     return latest
 
 
+def read_batch_fragment(store: Any, batch_key: str,
+                        columns: list[str] | None = None) -> pl.DataFrame | None:
+    """The newest fragment of one batch (None before its catalog was first written)."""
+    latest = latest_fragments(store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"))
+    if batch_key not in latest:
+        return None
+    with store.local_path(latest[batch_key]) as path:
+        return pl.read_parquet(path, columns=columns)
+
+
 def empty_arrivals() -> pl.DataFrame:
     return pl.from_arrow(ARRIVAL_SCHEMA.empty_table())  # type: ignore[return-value]
 

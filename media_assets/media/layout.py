@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 
 def _shard(content_id: str) -> str:
@@ -20,6 +21,11 @@ def first_arrival_key(content_id: str) -> str:
 
 def derivative_key(name: str, spec_hash: str, content_id: str, extension: str) -> str:
     return f"derived/{name}/{spec_hash}/{_shard(content_id)}.{extension}"
+
+
+def spec_output_key(spec: Any, content_id: str) -> str:
+    """Where the derivative `spec` (a DerivativeSpec) of a content is stored."""
+    return derivative_key(spec.name, spec.spec_hash, content_id, spec.extension)
 
 
 def metadata_key(content_id: str, extractor_version: str) -> str:
