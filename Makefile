@@ -18,12 +18,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-samples: install  ## put generated sample images (one corrupt, one empty, ...) in the inbox
+samples: install  ## put generated sample images, videos and audio (some broken) in the inbox
 	$(PY) -m media_assets.samples "$(MEDIA_ASSETS_INBOX)"
+
+TRANSCODE_SLOTS ?= 1
 
 dev: install samples  ## start dagster dev (webserver + daemon) with the inbox sensor running
 	mkdir -p "$(DAGSTER_HOME)"
 	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	$(VENV)/bin/dagster instance concurrency set transcode $(TRANSCODE_SLOTS)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install  ## the whole suite (CI runs exactly this)

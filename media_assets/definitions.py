@@ -10,11 +10,14 @@ import os
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+from media_assets.defs.av_checks import av_checks
+from media_assets.defs.av_derivatives import av_assets
+from media_assets.defs.av_metadata import audio_metadata, video_metadata
 from media_assets.defs.catalog import catalog
 from media_assets.defs.checks import batch_checks
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import originals
-from media_assets.defs.jobs import process_batch_job
+from media_assets.defs.jobs import LANE_JOBS
 from media_assets.defs.maintenance import (
     maintenance_checks,
     maintenance_jobs,
@@ -37,9 +40,10 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
 
 
 defs = Definitions(
-    assets=[originals, image_metadata, image_derivatives, catalog],
-    asset_checks=[*batch_checks, *maintenance_checks],
-    jobs=[process_batch_job, *maintenance_jobs],
+    assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
+            *av_assets, catalog],
+    asset_checks=[*batch_checks, *av_checks, *maintenance_checks],
+    jobs=[*LANE_JOBS.values(), *maintenance_jobs],
     schedules=maintenance_schedules,
     sensors=[inbox_sensor, *maintenance_sensors],
     resources={

@@ -16,7 +16,7 @@ def test_definitions_load_without_any_environment():
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "5"
+    assert out.stdout.strip() == "11"  # 5 image-pipeline assets + 6 video/audio
 
 
 def test_lineage_runs_from_originals_to_the_catalog():
@@ -30,7 +30,14 @@ def test_lineage_runs_from_originals_to_the_catalog():
         "image_metadata": {"originals"},
         "thumbnails": {"originals"},
         "previews": {"originals"},
-        "catalog": {"image_metadata", "thumbnails", "previews"},
+        "video_metadata": {"originals"},
+        "audio_metadata": {"originals"},
+        "poster": {"originals"},
+        "web_rendition": {"originals"},
+        "audio_preview": {"originals"},
+        "waveform": {"originals"},
+        "catalog": {"image_metadata", "thumbnails", "previews", "video_metadata",
+                    "audio_metadata", "poster", "web_rendition", "audio_preview", "waveform"},
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -42,7 +49,28 @@ def test_lineage_runs_from_originals_to_the_catalog():
 def test_batch_steps_run_in_the_runs_own_process():
     from media_assets.definitions import defs
 
-    assert defs.resolve_job_def("process_batch").executor_def.name == "in_process"
+    for job in ("process_batch", "process_images", "process_av"):
+        assert defs.resolve_job_def(job).executor_def.name == "in_process"
+
+
+def test_each_lane_runs_only_its_own_assets():
+    from media_assets.definitions import defs
+
+    def assets(job_name: str) -> set[str]:
+        job = defs.resolve_job_def(job_name)
+        return {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+    assert assets("process_images") == {"originals", "image_metadata", "thumbnails",
+                                        "previews", "catalog"}
+    assert assets("process_av") == {"originals", "video_metadata", "audio_metadata", "poster",
+                                    "web_rendition", "audio_preview", "waveform", "catalog"}
+    assert assets("process_batch") == assets("process_images") | assets("process_av")
+
+
+def test_transcodes_take_a_slot_of_the_transcode_pool():
+    from media_assets.definitions import defs
+
+    assert defs.resolve_assets_def("web_rendition").op.pool == "transcode"
 
 
 def test_the_media_core_and_storage_never_import_dagster():

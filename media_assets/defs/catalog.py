@@ -9,14 +9,18 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from PIL import Image
 
+from media_assets.defs.av_derivatives import av_assets, waveform_image_key
+from media_assets.defs.av_metadata import METADATA_VERSIONS, audio_metadata, video_metadata
 from media_assets.defs.common import STORAGE_RETRY, require_intake, table
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import INTAKE_VERSION
-from media_assets.defs.metadata import EXTRACTOR_VERSION, image_metadata, load_metadata
+from media_assets.defs.metadata import image_metadata, load_metadata
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media.av_probe import probe_av
 from media_assets.media.catalog import fragment_bytes, fragment_key, read_batch_fragment
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
+from media_assets.media.links import live_photo_id, name_stem
 from media_assets.media.manifest import load_step_results, quarantine_records
 from media_assets.media.policy import Policy
 
@@ -24,7 +28,7 @@ CATALOG_VERSION = "catalog-1"
 
 
 @asset(
-    deps=[image_metadata, *image_derivatives.keys],
+    deps=[image_metadata, *image_derivatives.keys, video_metadata, audio_metadata, *av_assets],
     partitions_def=batch_partitions,
     backfill_policy=one_run_per_batch,
     code_version=CATALOG_VERSION,
@@ -58,18 +62,21 @@ def catalog(
         "policy_version": rules.stamp,
         "rows": table(rows, [
             ("source_name", "string"), ("content_id", "string"), ("status", "string"),
-            ("reason", "string"), ("media_type", "string"), ("width", "int"),
-            ("height", "int"), ("bytes", "int"), ("intake_ms", "float"),
+            ("reason", "string"), ("media_kind", "string"), ("media_type", "string"),
+            ("width", "int"), ("height", "int"), ("duration_seconds", "float"),
+            ("bytes", "int"), ("intake_ms", "float"),
             ("derivatives_ms", "float"),
         ]),
     })
 
 
 def _code_versions(context: AssetExecutionContext) -> dict[str, str]:
-    versions = {"originals": INTAKE_VERSION, "image_metadata": EXTRACTOR_VERSION}
-    for spec in image_derivatives.specs:
-        versions[spec.key.to_user_string()] = spec.code_version or ""
-    versions["catalog"] = CATALOG_VERSION
+    """The code version of every asset that shaped the batch's rows."""
+    versions = {"originals": INTAKE_VERSION, "catalog": CATALOG_VERSION}
+    for assets_def in (image_metadata, image_derivatives, video_metadata, audio_metadata,
+                       *av_assets):
+        for key, version in assets_def.code_versions_by_key.items():
+            versions[key.to_user_string()] = version or ""
     return versions
 
 
@@ -87,14 +94,17 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
     """One arrival row per file of the batch, from the manifest and what the store holds."""
     batch_key = manifest["batch_key"]
     quarantined = quarantine_records(store, batch_key)
-    metadata_ms = load_step_results(store, batch_key, "image_metadata").get("ms", {})
-    derivatives_ms = load_step_results(store, batch_key, "derivatives").get("ms", {})
+    steps = {name: load_step_results(store, batch_key, name).get("ms", {}) for name in STEPS}
     rows = []
     for entry in manifest["files"]:
         cid = entry.get("content_id") or "unknown"
         record = quarantined.get(cid)
-        meta = load_metadata(store, cid) if entry["status"] == "ok" else {}
+        kind = entry.get("kind")
+        meta = (load_metadata(store, cid, METADATA_VERSIONS[kind])
+                if entry["status"] == "ok" and kind in METADATA_VERSIONS else {})
         status = "quarantined" if record else entry["status"]  # also missing, unreadable
+        video = (meta.get("video") or [{}])[0]
+        audio = (meta.get("audio") or [{}])[0]
         rows.append({
             "content_id": cid,
             "source_name": entry["source_name"],
@@ -106,26 +116,33 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
             "duplicate": bool(entry.get("duplicate")),
             "reason": (record or {}).get("reason") or entry.get("reason"),
             "detail": (record or {}).get("detail") or entry.get("detail"),
-            "media_kind": entry.get("kind"),
+            "media_kind": kind,
             "media_type": entry.get("type"),
             "bytes": entry.get("bytes"),
             "width": meta.get("display_width") or entry.get("width"),
             "height": meta.get("display_height") or entry.get("height"),
+            "duration_seconds": meta.get("duration_seconds") or entry.get("duration_seconds"),
+            "video_codec": video.get("codec"),
+            "audio_codec": audio.get("codec"),
+            "live_photo_id": live_photo_id(meta),
+            "name_stem": name_stem(entry["source_name"]),
             "original_key": entry.get("original_key"),
             "quarantine_key": (record or {}).get("bytes_key") or entry.get("quarantine_key"),
-            "capture_time": meta.get("capture_time"),
+            "capture_time": meta.get("capture_time") or meta.get("creation_time"),
             "camera": " ".join(filter(None, [meta.get("camera_make"),
                                              meta.get("camera_model")])) or None,
             "gps_present": meta.get("gps_present"),
             "creator": meta.get("artist"),
-            "rights": meta.get("copyright"),
+            "rights": meta.get("copyright") or (meta.get("tags") or {}).get("copyright"),
             "retention": "indefinite",
             "metadata_json": json.dumps(meta, sort_keys=True) if meta else None,
-            "derivatives": _derivatives(store, cid, rules, previous.get(cid, []))
+            "derivatives": _derivatives(store, cid, kind, rules, previous.get(cid, []))
             if status == "ok" else [],
             "intake_ms": entry.get("intake_ms"),
-            "metadata_ms": metadata_ms.get(cid),
-            "derivatives_ms": derivatives_ms.get(cid),
+            "metadata_ms": _step_ms(steps, cid, "image_metadata", "video_metadata",
+                                    "audio_metadata"),
+            "derivatives_ms": _step_ms(steps, cid, "derivatives", "poster", "web_rendition",
+                                       "audio_preview", "waveform"),
             "code_versions": code_versions,
             "policy_version": rules.stamp,
             "run_id": run_id,
@@ -133,23 +150,47 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
     return rows
 
 
-def _derivatives(store: Any, cid: str, rules: Policy,
+STEPS = ("image_metadata", "video_metadata", "audio_metadata", "derivatives", "poster",
+         "web_rendition", "audio_preview", "waveform")
+
+
+def _step_ms(steps: dict[str, dict[str, float]], cid: str, *names: str) -> float | None:
+    """A file's milliseconds summed over the steps that worked on it (None if none did)."""
+    spent = [steps[name][cid] for name in names if cid in steps.get(name, {})]
+    return round(sum(spent), 2) if spent else None
+
+
+def _derivatives(store: Any, cid: str, kind: str | None, rules: Policy,
                  previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Current-spec derivatives that exist; otherwise the older ones still in the store."""
     older = {d["name"]: d for d in previous}
+    specs = list(rules.wanted(kind or ""))
+    if kind == "audio":
+        specs.append(rules.derivative("thumbnail"))  # from cover art, when there is one
     found = []
-    for spec in rules.derivatives:
+    for spec in specs:
         key = spec_output_key(spec, cid)
         if store.exists(key):
             found.append(_describe(store, spec.name, key, spec.spec_hash))
+            if spec.name == "waveform":
+                image_key = waveform_image_key(spec, cid)
+                found.append(_describe(store, "waveform_image", image_key, spec.spec_hash))
         elif spec.name in older and store.exists(older[spec.name]["key"]):
             found.append(older[spec.name])
+            if f"{spec.name}_image" in older:
+                found.append(older[f"{spec.name}_image"])
     return found
 
 
 def _describe(store: Any, name: str, key: str, spec_hash: str) -> dict[str, Any]:
-    with store.local_path(key) as path, Image.open(path) as im:
-        width, height = im.size
+    width = height = None
+    if key.rsplit(".", 1)[-1] in ("webp", "jpg", "png"):
+        with store.local_path(key) as path, Image.open(path) as im:
+            width, height = im.size
+    elif key.endswith(".mp4"):
+        with store.local_path(key) as path:
+            video = (probe_av(path)["video"] or [{}])[0]
+            width, height = video.get("width"), video.get("height")
     return {"name": name, "key": key, "spec_hash": spec_hash, "width": width,
             "height": height, "bytes": store.size(key)}
 

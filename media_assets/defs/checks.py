@@ -16,7 +16,7 @@ from dagster import (
 from PIL import Image
 
 from media_assets.defs.catalog import catalog
-from media_assets.defs.common import require_intake, stored_images
+from media_assets.defs.common import require_intake, stored_files, stored_images
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import MediaStorage, PolicyResource
@@ -26,7 +26,7 @@ from media_assets.media.layout import spec_output_key
 from media_assets.media.manifest import quarantine_records
 
 
-def _result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckResult:
+def check_result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckResult:
     return AssetCheckResult(
         passed=not failures,
         severity=AssetCheckSeverity.ERROR,
@@ -44,12 +44,12 @@ def store_is_usable(context: AssetCheckExecutionContext,
     root = getattr(store, "root", None)
     if root is not None and not os.access(root, os.R_OK | os.W_OK):
         problems["store"] = f"{root} is not readable and writable"
-    for key in _partition_keys(context):
+    for key in partition_keys(context):
         try:
             require_intake(store, key)
         except Exception as exc:  # noqa: BLE001 - reported as the check's finding
             problems[key] = str(exc)
-    return _result(problems, checked=1)
+    return check_result(problems, checked=1)
 
 
 @asset_check(asset=originals, partitions_def=batch_partitions,
@@ -58,8 +58,9 @@ def originals_fixity(context: AssetCheckExecutionContext,
                      storage: MediaStorage) -> AssetCheckResult:
     store = storage.store()
     failures, checked = {}, 0
-    for key in _partition_keys(context):
-        for cid, entry in stored_images(require_intake(store, key)).items():
+    for key in partition_keys(context):
+        files = stored_files(require_intake(store, key), ("image", "video", "audio"))
+        for cid, entry in files.items():
             checked += 1
             if not store.exists(entry["original_key"]):
                 failures[entry["source_name"]] = "original missing from the store"
@@ -67,7 +68,7 @@ def originals_fixity(context: AssetCheckExecutionContext,
             with store.local_path(entry["original_key"]) as path:
                 if hash_file(path) != cid:
                     failures[entry["source_name"]] = "bytes no longer match the content id"
-    return _result(failures, checked)
+    return check_result(failures, checked)
 
 
 def _derivative_check(asset_name: str, derivative: str):
@@ -78,20 +79,20 @@ def _derivative_check(asset_name: str, derivative: str):
                policy: PolicyResource) -> AssetCheckResult:
         store, spec = storage.store(), policy.load().derivative(derivative)
         failures, checked = {}, 0
-        for key in _partition_keys(context):
+        for key in partition_keys(context):
             images = stored_images(require_intake(store, key),
                                    exclude=set(quarantine_records(store, key)))
             for cid, entry in images.items():
                 checked += 1
-                problem = _inspect(store, spec_output_key(spec, cid), spec)
+                problem = inspect_image(store, spec_output_key(spec, cid), spec)
                 if problem:
                     failures[entry["source_name"]] = problem
-        return _result(failures, checked, spec_hash=spec.spec_hash)
+        return check_result(failures, checked, spec_hash=spec.spec_hash)
 
     return _check
 
 
-def _inspect(store: Any, key: str, spec: Any) -> str | None:
+def inspect_image(store: Any, key: str, spec: Any) -> str | None:
     if not store.exists(key):
         return "missing"
     try:
@@ -120,7 +121,7 @@ def catalog_matches_batch(context: AssetCheckExecutionContext,
 
     store = storage.store()
     failures, checked = {}, 0
-    for key in _partition_keys(context):
+    for key in partition_keys(context):
         manifest = require_intake(store, key)
         expected = {(f["source_name"], f.get("content_id") or "unknown")
                     for f in manifest["files"]}
@@ -130,10 +131,10 @@ def catalog_matches_batch(context: AssetCheckExecutionContext,
         failures.update({name: "no catalog row" for name, _ in expected - rows})
         failures.update({name: "catalog row for a file not in the batch"
                          for name, _ in rows - expected})
-    return _result(failures, checked)
+    return check_result(failures, checked)
 
 
-def _partition_keys(context: AssetCheckExecutionContext) -> Iterable[str]:
+def partition_keys(context: AssetCheckExecutionContext) -> Iterable[str]:
     return context.partition_keys if context.has_partition_key_range else [context.partition_key]
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from dagster import (
+    AssetExecutionContext,
     Backoff,
     Failure,
     Jitter,
@@ -19,7 +20,14 @@ from dagster import (
 )
 
 from media_assets.media.errors import Rejected
-from media_assets.media.manifest import load_manifest, quarantine
+from media_assets.media.manifest import (
+    load_manifest,
+    quarantine,
+    quarantine_records,
+    save_step_timings,
+)
+from media_assets.media.policy import Limits
+from media_assets.media.pool import Outcome, timed_call
 
 # Transient storage trouble that outlives the in-step retries fails the step; Dagster then
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.
@@ -42,14 +50,55 @@ def require_intake(store: Any, batch_key: str) -> dict[str, Any]:
     return manifest
 
 
-def stored_images(manifest: dict[str, Any], exclude: set[str] = frozenset()) -> dict[str, dict]:
-    """Content id -> file entry for the batch's stored images (each content once)."""
+def stored_files(manifest: dict[str, Any], kinds: Collection[str],
+                 exclude: Collection[str] = frozenset()) -> dict[str, dict]:
+    """Content id -> file entry for the batch's stored files of `kinds` (each content once)."""
     files: dict[str, dict] = {}
     for entry in manifest["files"]:
         cid = entry["content_id"]
-        if entry["status"] == "ok" and entry["kind"] == "image" and cid not in exclude:
+        if entry["status"] == "ok" and entry["kind"] in kinds and cid not in exclude:
             files.setdefault(cid, entry)
     return files
+
+
+def stored_images(manifest: dict[str, Any], exclude: Collection[str] = frozenset()
+                  ) -> dict[str, dict]:
+    return stored_files(manifest, ("image",), exclude)
+
+
+def batch_files(store: Any, batch_key: str, kinds: Collection[str]) -> dict[str, dict]:
+    """The batch's stored files of `kinds` that no step has quarantined."""
+    manifest = require_intake(store, batch_key)
+    return stored_files(manifest, kinds, exclude=set(quarantine_records(store, batch_key)))
+
+
+def process_files(
+    context: AssetExecutionContext, store: Any, workers: Any, limits: Limits,
+    entries: dict[str, dict[str, Any]], task: Callable[[str, Path], tuple[Any, ...]],
+    keep: Callable[[str, Any], None], *, stage: str, timeout: float | None = None,
+) -> set[str]:
+    """Run `task(cid, local original)` -> (fn, *args) for each entry in the worker pool.
+
+    `keep(cid, value)` stores each success as soon as it is known; a failure quarantines
+    the file (never the batch). Per-file timings go to the batch's step results. Returns the
+    content ids that failed."""
+    timings: dict[str, float] = {}
+    failed: set[str] = set()
+
+    def settle(cid: str, outcome: Outcome) -> None:
+        if outcome.ok:
+            value, timings[cid] = outcome.value
+            keep(cid, value)
+            return
+        failed.add(cid)
+        quarantine_failure(store, entries[cid], outcome.error, batch_key=context.partition_key,
+                           stage=stage, run_id=context.run.run_id)
+
+    with local_originals(store, entries) as paths:
+        workers.run([(cid, timed_call, task(cid, paths[cid])) for cid in entries], limits,
+                    on_outcome=settle, timeout=timeout)
+    save_step_timings(store, context.partition_key, stage, timings)
+    return failed
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> MetadataValue:

@@ -134,7 +134,8 @@ def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
                             batch_key, run_id, bytes_path=inbox_path)
     staged_path = Path(staged.staged_path)
     base.update(content_id=staged.content_id, bytes=staged.size, kind=staged.kind,
-                type=staged.type, width=staged.width, height=staged.height)
+                type=staged.type, width=staged.width, height=staged.height,
+                duration_seconds=staged.duration_seconds)
     if staged.rejection:
         reason, detail = staged.rejection
         return _quarantined(store, base, staged.content_id, reason, detail, None,
@@ -214,7 +215,7 @@ def _summary(files: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
             {f["source_name"]: f["reason"] for f in quarantined}),
         "file_table": table(files, [
             ("source_name", "string"), ("content_id", "string"), ("status", "string"),
-            ("reason", "string"), ("type", "string"), ("width", "int"), ("height", "int"),
-            ("bytes", "int"),
+            ("reason", "string"), ("kind", "string"), ("type", "string"), ("width", "int"),
+            ("height", "int"), ("duration_seconds", "float"), ("bytes", "int"),
         ]),
     }

@@ -1,4 +1,5 @@
-"""The per-batch job that the inbox sensor launches."""
+"""The per-batch jobs that the inbox sensor launches: one per lane, so a batch of photos runs
+only the image assets and a batch of videos only the video/audio ones."""
 
 from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
 
@@ -9,9 +10,35 @@ BATCH_GROUPS = ("ingest", "derivatives", "catalog")
 # The whole-store reconciliation is a nightly job of its own, never part of a batch run.
 WHOLE_STORE_CHECK = AssetCheckKey(AssetKey("catalog"), "store_reconciles_with_catalog")
 
+IMAGE_ASSETS = ("originals", "image_metadata", "thumbnails", "previews", "catalog")
+AV_ASSETS = ("originals", "video_metadata", "audio_metadata", "poster", "web_rendition",
+             "audio_preview", "waveform", "catalog")
+
+_everything = AssetSelection.groups(*BATCH_GROUPS) - AssetSelection.checks(WHOLE_STORE_CHECK)
+
 process_batch_job = define_asset_job(
     "process_batch",
-    selection=AssetSelection.groups(*BATCH_GROUPS) - AssetSelection.checks(WHOLE_STORE_CHECK),
+    selection=_everything,
     partitions_def=batch_partitions,
-    description="Everything for one batch: originals → metadata → derivatives → catalog.",
+    description="Everything for one batch of any media (the heavy lane, and by hand): "
+                "originals → metadata → derivatives → catalog.",
 )
+process_images_job = define_asset_job(
+    "process_images",
+    selection=AssetSelection.assets(*IMAGE_ASSETS) - AssetSelection.checks(WHOLE_STORE_CHECK),
+    partitions_def=batch_partitions,
+    description="A batch of images: originals → image metadata → thumbnails, previews → catalog.",
+)
+process_av_job = define_asset_job(
+    "process_av",
+    selection=AssetSelection.assets(*AV_ASSETS) - AssetSelection.checks(WHOLE_STORE_CHECK),
+    partitions_def=batch_partitions,
+    description="A batch of videos and audio: originals → metadata → poster, web rendition, "
+                "audio preview, waveform → catalog.",
+)
+
+LANE_JOBS = {"image": process_images_job, "av": process_av_job, "heavy": process_batch_job}
+
+
+def job_for_lane(lane: str) -> str:
+    return LANE_JOBS.get(lane, process_batch_job).name

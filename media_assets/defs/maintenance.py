@@ -4,6 +4,7 @@ and rebuild derivatives whose spec changed."""
 import json
 from datetime import UTC, datetime
 
+import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -28,7 +29,6 @@ from dagster import (
 
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import table
-from media_assets.defs.derivatives import DERIVATIVE_ASSETS
 from media_assets.defs.jobs import process_batch_job
 from media_assets.defs.partitions import LANE_TAG
 from media_assets.defs.resources import MediaStorage, PolicyResource
@@ -43,6 +43,14 @@ from media_assets.media.contact_sheet import data_uri
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import quarantine_records
 from media_assets.media.reconcile import reconcile
+
+# (media kind, derivative name in the policy) -> the asset that renders it.
+REBUILT_BY = {
+    ("image", "thumbnail"): "thumbnails", ("image", "preview"): "previews",
+    ("video", "thumbnail"): "poster", ("audio", "thumbnail"): "poster",
+    ("video", "web_rendition"): "web_rendition", ("audio", "audio_preview"): "audio_preview",
+    ("audio", "waveform"): "waveform",
+}
 
 
 class LookupConfig(Config):
@@ -142,11 +150,14 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
     # The run key names the catalog state it starts from (the batch's newest fragment), so a
     # spec changed A -> B -> A -> B rebuilds every time, and each state is rebuilt once.
     fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
-    for (batch, derivative), group in stale.group_by(["batch_key", "derivative"]):
-        asset_name = next(a for a, d in DERIVATIVE_ASSETS.items() if d == derivative)
-        spec_hash = rules.derivative(derivative).spec_hash
+    stale = stale.with_columns(pl.struct("media_kind", "derivative").map_elements(
+        lambda r: REBUILT_BY[(r["media_kind"], r["derivative"])], return_dtype=pl.String,
+    ).alias("asset"))
+    for (batch, asset_name), group in stale.group_by(["batch_key", "asset"]):
+        derivative = group["derivative"][0]
+        spec_hash = rules.spec(derivative).spec_hash
         requests.append(RunRequest(
-            run_key=f"rebuild:{batch}:{derivative}:{spec_hash}:"
+            run_key=f"rebuild:{batch}:{asset_name}:{spec_hash}:"
                     f"{fragments.get(batch, '').rpartition('/')[2]}",
             partition_key=batch,
             asset_selection=[AssetKey(asset_name), AssetKey("catalog")],

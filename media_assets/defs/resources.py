@@ -49,13 +49,15 @@ class DecodeWorkers(ConfigurableResource):
     def run(self, tasks: list[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
             limits: Limits,
             on_outcome: Callable[[Hashable, Outcome], None] | None = None,
-            ) -> dict[Hashable, Outcome]:
-        """Run each (key, fn, args) in isolation under the policy's time and memory limits;
+            timeout: float | None = None) -> dict[Hashable, Outcome]:
+        """Run each (key, fn, args) in isolation under the policy's time and memory limits
+        (`timeout` overrides the per-file time limit, e.g. for videos);
         `on_outcome` sees each file's outcome as soon as it is known."""
         key = (limits.workers, limits.worker_memory_mb)
         if key not in self._pools:
             self._pools[key] = WorkerPool(*key)
-        return self._pools[key].run(tasks, limits.per_file_timeout_seconds, on_outcome)
+        return self._pools[key].run(tasks, timeout or limits.per_file_timeout_seconds,
+                                    on_outcome)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         for pool in self._pools.values():

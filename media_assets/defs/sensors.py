@@ -15,7 +15,7 @@ from dagster import (
     sensor,
 )
 
-from media_assets.defs.jobs import process_batch_job
+from media_assets.defs.jobs import LANE_JOBS, job_for_lane
 from media_assets.defs.partitions import LANE_TAG, batch_partitions
 from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
 from media_assets.media.batching import (
@@ -36,11 +36,12 @@ RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is 
 
 
 def _run_request(key: str, lane: str) -> RunRequest:
-    return RunRequest(run_key=key, partition_key=key, tags={LANE_TAG: lane})
+    return RunRequest(run_key=key, partition_key=key, job_name=job_for_lane(lane),
+                      tags={LANE_TAG: lane})
 
 
 @sensor(
-    job=process_batch_job,
+    jobs=list(LANE_JOBS.values()),
     minimum_interval_seconds=4,  # not 5: that aliases with the daemon's 5 s loop
     default_status=DefaultSensorStatus.RUNNING,
     description="Groups settled inbox files into batches and launches one run per batch.",

@@ -1,5 +1,5 @@
 """Audio previews: the first N seconds as AAC in M4A at a standard sample rate and layout
-(issue #5 groundwork; pure PyAV, no Dagster). Streamed: memory does not grow with length."""
+(pure PyAV, no Dagster). Streamed: memory does not grow with length."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from media_assets.media.errors import Rejected
 PREVIEW_RATE = 48_000
 
 
-def render_audio_preview(path: Path, out_path: Path, *, seconds: float = 30.0,
+def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
                          bit_rate: int = 128_000) -> float:
     """Write the first `seconds` of the first audio stream; returns the seconds written."""
     limit = int(seconds * PREVIEW_RATE)

@@ -1,5 +1,5 @@
-"""Probe video and audio files with PyAV (no ffmpeg binary): container, streams, rotation,
-colour and tags. The first step of video/audio support (issue #5): pure, no Dagster."""
+"""Probe and validate video and audio files with PyAV (no ffmpeg binary): container,
+streams, rotation, colour, tags, and whether the main stream actually decodes. No Dagster."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def probe_av(path: Path) -> dict[str, Any]:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
+        raise Rejected("corrupt", _describe(exc)) from exc
     with container:
         video = [s for s in container.streams.video
                  if not s.disposition & av.stream.Disposition.attached_pic]
@@ -50,6 +50,11 @@ def probe_av(path: Path) -> dict[str, Any]:
         }
 
 
+def _describe(exc: Exception) -> str:
+    """The error without the (temporary) file name FFmpeg puts in its message."""
+    return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+
+
 def _seconds(duration: int | None) -> float | None:
     return round(duration / av.time_base, 3) if duration else None
 
@@ -62,7 +67,7 @@ def _video(container: Any, stream: Any) -> dict[str, Any]:
     context = stream.codec_context
     transfer = int(context.color_trc or 0)
     return {
-        "codec": context.name,
+        "codec": context.codec.canonical_name,
         "profile": stream.profile,
         "pixel_format": context.pix_fmt,
         "width": context.width,
@@ -91,9 +96,43 @@ def _rotation(container: Any, stream: Any) -> int:
 def _audio(stream: Any) -> dict[str, Any]:
     context = stream.codec_context
     return {
-        "codec": context.name,
+        "codec": context.codec.canonical_name,
         "channels": context.channels,
         "layout": context.layout.name if context.layout else None,
         "sample_rate": context.sample_rate,
         "bit_rate": context.bit_rate or None,
     }
+
+
+def validate_av(path: Path, max_duration_seconds: float,
+                max_pixels: int) -> tuple[str, int | None, int | None, float | None]:
+    """(kind, display width, display height, duration) of a decodable video or audio file.
+
+    Kind is 'video' when a real (non cover-art) video stream exists, else 'audio'. The first
+    frame of the main stream must decode: a header-only or truncated file is `Rejected`."""
+    info = probe_av(path)
+    duration = info["duration_seconds"]
+    if duration is not None and duration > max_duration_seconds:
+        raise Rejected("too_long", f"{duration:.0f} s > limit {max_duration_seconds:.0f} s")
+    if info["video"]:
+        video = info["video"][0]
+        width, height = video["width"], video["height"]
+        if width * height > max_pixels:
+            raise Rejected("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
+        if video["rotation"] in (90, 270):
+            width, height = height, width
+        _first_frame(path, "video")
+        return "video", width, height, duration
+    _first_frame(path, "audio")
+    return "audio", None, None, duration
+
+
+def _first_frame(path: Path, kind: str) -> None:
+    try:
+        with av.open(str(path)) as container:
+            stream = getattr(container.streams, kind)[0]
+            for _ in container.decode(stream):
+                return
+    except av.FFmpegError as exc:
+        raise Rejected("corrupt", f"{kind} does not decode: {_describe(exc)}") from exc
+    raise Rejected("corrupt", f"no decodable {kind} frames")

@@ -83,6 +83,13 @@ def classify_lane(header: bytes, size: int, batching: Batching) -> tuple[str, Sn
     return "image", sniffed  # unknown content is rejected cheaply with the images
 
 
+def lane_limits(lane: str, batching: Batching) -> tuple[int, int]:
+    """(max files, max bytes) of one batch: video and audio batches are sized by work."""
+    if lane == "av":
+        return batching.av_max_files, batching.av_max_bytes
+    return batching.max_files, batching.max_bytes
+
+
 def within_budget(state: BudgetState, batching: Batching, now: datetime) -> bool:
     """True while today's partial batches keep pace with the daily budget (plus a burst).
 
@@ -102,14 +109,15 @@ def plan_batches(
     plan = Plan(budget=state)
     for lane in LANES:
         queue = sorted((c for c in candidates if c.lane == lane), key=lambda c: (c.mtime, c.name))
+        max_files, max_bytes = lane_limits(lane, batching)
         while queue:
             take, size = 0, 0
-            while take < len(queue) and take < batching.max_files:
-                if take and size + queue[take].size > batching.max_bytes:
+            while take < len(queue) and take < max_files:
+                if take and size + queue[take].size > max_bytes:
                     break
                 size += queue[take].size
                 take += 1
-            full = take < len(queue) or take == batching.max_files
+            full = take < len(queue) or take == max_files
             waited = now.timestamp() - queue[0].mtime
             if full:
                 reason = "full"

@@ -19,7 +19,7 @@ from media_assets.media.layout import (
 )
 from media_assets.media.policy import Policy
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: video/audio columns and links (nullable: v1 rows still read)
 
 DERIVATIVE_TYPE = pa.struct([
     ("name", pa.string()), ("key", pa.string()), ("spec_hash", pa.string()),
@@ -42,6 +42,11 @@ ARRIVAL_SCHEMA = pa.schema([
     pa.field("bytes", pa.int64()),
     pa.field("width", pa.int32()),
     pa.field("height", pa.int32()),
+    pa.field("duration_seconds", pa.float64()),
+    pa.field("video_codec", pa.string()),
+    pa.field("audio_codec", pa.string()),
+    pa.field("live_photo_id", pa.string()),  # pairs a live photo's still and its movie
+    pa.field("name_stem", pa.string()),  # folder/stem: pairs a sidecar with its media file
     pa.field("original_key", pa.string()),
     pa.field("quarantine_key", pa.string()),
     pa.field("capture_time", pa.string()),
@@ -171,26 +176,32 @@ def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:
 
 
 def stale_derivatives(arrivals: pl.DataFrame, policy: Policy) -> pl.DataFrame:
-    """Per content: each derivative missing or made with another spec than the policy's now.
-
-    Vectorised (polars), so it stays fast on millions of rows."""
-    schema = {"batch_key": pl.String, "derivative": pl.String, "content_id": pl.String,
-              "state": pl.String}
+    """Per content: each derivative its kind should have that is missing, or was made with
+    another spec than the policy's now. A thumbnail from audio cover art is optional: only a
+    stale one counts. Vectorised (polars), so it stays fast on millions of rows."""
+    schema = {"batch_key": pl.String, "media_kind": pl.String, "derivative": pl.String,
+              "content_id": pl.String, "state": pl.String}
     view = content_view(arrivals)
     if view.is_empty():
         return pl.DataFrame(schema=schema)
     view = view.filter(pl.col("status") == "ok")
-    wanted = pl.DataFrame({"derivative": [s.name for s in policy.derivatives],
-                           "want": [s.spec_hash for s in policy.derivatives]})
+    wanted_rows = [(kind, spec.name, spec.spec_hash, True)
+                   for kind in ("image", "video", "audio") for spec in policy.wanted(kind)]
+    thumbnail = policy.derivative("thumbnail")
+    wanted_rows.append(("audio", thumbnail.name, thumbnail.spec_hash, False))
+    wanted = pl.DataFrame(wanted_rows, schema=["media_kind", "derivative", "want", "required"],
+                          orient="row")
     have = (view.select("content_id", "derivatives").explode("derivatives")
             .filter(pl.col("derivatives").is_not_null())
             .select("content_id",
                     pl.col("derivatives").struct.field("name").alias("derivative"),
                     pl.col("derivatives").struct.field("spec_hash").alias("got")))
-    return (view.select("batch_key", "content_id").join(wanted, how="cross")
+    return (view.select("batch_key", "media_kind", "content_id")
+            .join(wanted, on="media_kind")
             .join(have, on=["content_id", "derivative"], how="left")
-            .filter(pl.col("got").is_null() | (pl.col("got") != pl.col("want")))
-            .select("batch_key", "derivative", "content_id",
+            .filter((pl.col("got").is_null() & pl.col("required"))
+                    | (pl.col("got").is_not_null() & (pl.col("got") != pl.col("want"))))
+            .select("batch_key", "media_kind", "derivative", "content_id",
                     pl.when(pl.col("got").is_null()).then(pl.lit("missing"))
                     .otherwise(pl.lit("stale")).alias("state"))
             .sort("batch_key", "derivative", "content_id"))

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from media_assets.media.av_probe import validate_av
 from media_assets.media.errors import Rejected, classify_os_errors
 from media_assets.media.images import probe_image
 from media_assets.media.policy import Limits
@@ -31,6 +32,7 @@ class StagedFile:
     rejection: tuple[str, str] | None = None  # (reason, detail)
     width: int | None = None
     height: int | None = None
+    duration_seconds: float | None = None
     elapsed_ms: float | None = None
 
 
@@ -65,31 +67,37 @@ def stage_file(source: str, staging_dir: str, limits: Limits) -> StagedFile:
         os.unlink(tmp)
         raise
     sniffed = sniff(header)
-    staged = dict(
+    staged: dict = dict(
         content_id=digest.hexdigest(), size=size, kind=sniffed.kind, type=sniffed.type,
         extension=sniffed.extension, staged_path=tmp,
     )
     try:
-        width, height = _validate(Path(tmp), size, sniffed, limits)
+        kind, width, height, duration = _validate(Path(tmp), size, sniffed, limits)
     except Rejected as rejected:
         return StagedFile(**staged, rejection=(rejected.reason, rejected.detail),
                           elapsed_ms=_ms_since(started))
-    return StagedFile(**staged, width=width, height=height, elapsed_ms=_ms_since(started))
+    staged["kind"] = kind  # an MP4 holding only audio is audio
+    return StagedFile(**staged, width=width, height=height, duration_seconds=duration,
+                      elapsed_ms=_ms_since(started))
 
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _validate(path: Path, size: int, sniffed: Sniffed, limits: Limits) -> tuple[int, int]:
+def _validate(path: Path, size: int, sniffed: Sniffed,
+              limits: Limits) -> tuple[str, int | None, int | None, float | None]:
+    """(kind, width, height, duration) of an acceptable file, else `Rejected`."""
     if size == 0:
         raise Rejected("empty", "zero-byte file")
     if size > limits.max_file_bytes:
         raise Rejected("too_large", f"{size} bytes > limit {limits.max_file_bytes}")
-    if sniffed.kind != "image":
+    if sniffed.kind not in ("image", "video", "audio"):
         found = sniffed.type or "unknown content"
-        raise Rejected("unsupported_type", f"{found} ({sniffed.kind}) is not handled yet")
+        raise Rejected("unsupported_type", f"{found} is not an image, video or audio file")
     if sniffed.type not in limits.allowed_types:
         raise Rejected("unsupported_type", f"{sniffed.type} is not allowed by the policy")
-    probe = probe_image(path, limits.max_pixels)
-    return probe.width, probe.height
+    if sniffed.kind == "image":
+        probe = probe_image(path, limits.max_pixels)
+        return "image", probe.width, probe.height, None
+    return validate_av(path, limits.max_duration_seconds, limits.max_pixels)

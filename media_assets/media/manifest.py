@@ -105,6 +105,12 @@ def save_step_timings(store: Any, batch_key: str, step: str, ms: dict[str, float
     store.put_bytes(f"batches/results/{batch_key}/{step}.json", _dump({"ms": merged}))
 
 
+def save_step_results(store: Any, batch_key: str, step: str, values: dict[str, Any]) -> None:
+    """Per-file results of a step (e.g. what the rendition decided), merged with earlier runs'."""
+    merged = {**load_step_results(store, batch_key, step), **values}
+    store.put_bytes(f"batches/results/{batch_key}/{step}.json", _dump(merged))
+
+
 def load_step_results(store: Any, batch_key: str, step: str) -> dict[str, Any]:
     key = f"batches/results/{batch_key}/{step}.json"
     return json.loads(store.read_bytes(key)) if store.exists(key) else {}

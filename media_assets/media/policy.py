@@ -16,14 +16,31 @@ from typing import Any
 import yaml
 
 # Bump when the code that renders a derivative changes its output for the same spec.
-RENDERER_VERSION = {"thumbnail": 1, "preview": 1}
+RENDERER_VERSION = {"thumbnail": 1, "preview": 1, "web_rendition": 1, "audio_preview": 1,
+                    "waveform": 1}
+IMAGE_DERIVATIVES = ("thumbnail", "preview")
 
 IMAGE_TYPES = ("jpeg", "png", "webp", "gif", "tiff", "bmp", "heic", "heif", "avif")
+VIDEO_TYPES = ("mp4", "mov", "webm", "mkv", "avi")
+AUDIO_TYPES = ("mp3", "m4a", "ogg", "flac", "wav", "aac")
+
+
+class _Hashed:
+    """A derivative spec: its fields and renderer version hash to the id that names its
+    outputs in the store, so a changed spec never overwrites (or reuses) older outputs."""
+
+    name: str
+
+    @property
+    def spec_hash(self) -> str:
+        payload = {**asdict(self), "renderer": RENDERER_VERSION.get(self.name, 1)}  # type: ignore[call-overload]
+        canonical = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(canonical).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
-class DerivativeSpec:
-    """How one derivative is rendered: long edge bound, encoder and quality."""
+class DerivativeSpec(_Hashed):
+    """How one image derivative is rendered: long edge bound, encoder and quality."""
 
     name: str
     long_edge: int
@@ -31,22 +48,65 @@ class DerivativeSpec:
     quality: int = 80
 
     @property
-    def spec_hash(self) -> str:
-        """Short stable id of everything that shapes this derivative's bytes."""
-        payload = {**asdict(self), "renderer": RENDERER_VERSION.get(self.name, 1)}
-        canonical = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(canonical).hexdigest()[:12]
-
-    @property
     def extension(self) -> str:
         return {"jpeg": "jpg"}.get(self.format, self.format)
+
+
+@dataclass(frozen=True)
+class RenditionSpec(_Hashed):
+    """A video's web rendition: H.264 + AAC in a fast-start MP4."""
+
+    name: str = "web_rendition"
+    mode: str = "when_needed"  # always | when_needed | never
+    long_edge: int = 720
+    max_fps: float = 30.0
+    crf: int = 23
+    preset: str = "veryfast"
+    audio_bitrate: int = 128_000
+    extension = "mp4"
+
+
+@dataclass(frozen=True)
+class AudioPreviewSpec(_Hashed):
+    """The first `seconds` of an audio file as AAC in M4A, 48 kHz stereo."""
+
+    name: str = "audio_preview"
+    seconds: float = 30.0
+    bit_rate: int = 128_000
+    extension = "m4a"
+
+
+@dataclass(frozen=True)
+class WaveformSpec(_Hashed):
+    """Peak envelope (min/max per bucket) as JSON, plus a PNG picture of it."""
+
+    name: str = "waveform"
+    buckets: int = 1000
+    width: int = 1000
+    height: int = 120
+    extension = "json"
+
+
+@dataclass(frozen=True)
+class VideoPolicy:
+    rendition: RenditionSpec = field(default_factory=RenditionSpec)
+    poster_at: float = 0.1  # fraction of the duration where the poster frame is looked for
+    timeout_seconds: float = 1800.0  # per video and step (a transcode is minutes of CPU)
+
+
+@dataclass(frozen=True)
+class AudioPolicy:
+    preview: AudioPreviewSpec = field(default_factory=AudioPreviewSpec)
+    waveform: WaveformSpec = field(default_factory=WaveformSpec)
+    timeout_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
 class Limits:
     max_file_bytes: int = 512 * 1024**2
     max_pixels: int = 178_000_000  # Pillow refuses > 2 x MAX_IMAGE_PIXELS (~179 MP) anyway
-    allowed_types: tuple[str, ...] = IMAGE_TYPES
+    allowed_types: tuple[str, ...] = IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES
+    max_duration_seconds: float = 4 * 3600.0  # video and audio
     per_file_timeout_seconds: float = 120.0
     worker_memory_mb: int = 3072
     workers: int = 0  # 0 = one per core
@@ -66,6 +126,10 @@ class Batching:
     over_budget_max_wait_seconds: float = 600.0
     heavy_min_bytes: int = 200 * 1024**2
     heavy_min_pixels: int = 100_000_000
+    # Video and audio batches are sized by work (compressed bytes ~ decode/encode time),
+    # not by count: a batch of videos is minutes of CPU, never hundreds of files.
+    av_max_files: int = 16
+    av_max_bytes: int = 512 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -79,6 +143,8 @@ class Policy:
         DerivativeSpec("thumbnail", 250, "webp", 80),
         DerivativeSpec("preview", 1440, "jpeg", 80),
     )
+    video: VideoPolicy = field(default_factory=VideoPolicy)
+    audio: AudioPolicy = field(default_factory=AudioPolicy)
     freshness_minutes: float = 10.0
     source_digest: str = "defaults"
 
@@ -87,6 +153,24 @@ class Policy:
             if spec.name == name:
                 return spec
         raise KeyError(f"no derivative named {name!r} in the policy")
+
+    def spec(self, name: str) -> Any:
+        """Any derivative spec by name (image, video or audio)."""
+        others = {s.name: s for s in (self.video.rendition, self.audio.preview,
+                                      self.audio.waveform)}
+        return others[name] if name in others else self.derivative(name)
+
+    def wanted(self, media_kind: str) -> tuple[Any, ...]:
+        """The derivative specs every file of a kind should have."""
+        if media_kind == "image":
+            return self.derivatives
+        if media_kind == "video":
+            rendition = self.video.rendition
+            return (self.derivative("thumbnail"),) + ((rendition,)
+                                                      if rendition.mode != "never" else ())
+        if media_kind == "audio":
+            return (self.audio.preview, self.audio.waveform)
+        return ()
 
     @property
     def stamp(self) -> str:
@@ -105,22 +189,36 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
     if derivatives is not None:
         specs = tuple(DerivativeSpec(name=name, **spec) for name, spec in derivatives.items())
         _validate_specs(specs)
+    video = dict(raw.pop("video", {}) or {})
+    audio = dict(raw.pop("audio", {}) or {})
     return Policy(
         version=str(raw.pop("version", "1")),
         limits=Limits(**limits),
         batching=Batching(**(raw.pop("batching", {}) or {})),
         derivatives=specs,
+        video=VideoPolicy(rendition=_rendition(video.pop("rendition", {}) or {}), **video),
+        audio=AudioPolicy(preview=AudioPreviewSpec(**(audio.pop("preview", {}) or {})),
+                          waveform=WaveformSpec(**(audio.pop("waveform", {}) or {})), **audio),
         freshness_minutes=float(raw.pop("freshness_minutes", 10.0)),
         source_digest=source_digest,
         **_reject_unknown(raw),
     )
 
 
+def _rendition(raw: dict[str, Any]) -> RenditionSpec:
+    spec = RenditionSpec(**raw)
+    if spec.mode not in ("always", "when_needed", "never"):
+        raise ValueError("video.rendition.mode must be always, when_needed or never")
+    if spec.long_edge < 16 or not 0 <= spec.crf <= 51 or spec.max_fps <= 0:
+        raise ValueError("video.rendition: long_edge >= 16, crf 0..51, max_fps > 0")
+    return spec
+
+
 def _validate_specs(specs: tuple[DerivativeSpec, ...]) -> None:
     """Refuse a policy the pipeline cannot honour, with a message an operator can act on."""
     names = [spec.name for spec in specs]
-    if sorted(names) != sorted(RENDERER_VERSION):
-        raise ValueError(f"policy derivatives must be exactly {sorted(RENDERER_VERSION)} "
+    if sorted(names) != sorted(IMAGE_DERIVATIVES):
+        raise ValueError(f"policy derivatives must be exactly {sorted(IMAGE_DERIVATIVES)} "
                          f"(one asset each); got {names}")
     for spec in specs:
         if spec.format not in ("webp", "jpeg"):

@@ -1,8 +1,10 @@
-"""A video's poster frame: a representative still, upright, written like an image thumbnail
-(issue #5 groundwork; pure PyAV + Pillow, no Dagster)."""
+"""The still that represents a video or audio file: a video's poster frame (representative,
+upright) or an audio file's embedded cover art, written with the image thumbnail spec so
+every asset in the catalog has a thumbnail. Pure PyAV + Pillow, no Dagster."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,3 +58,32 @@ def render_poster(path: Path, specs: Sequence[DerivativeSpec],
                   out_dir: Path) -> dict[str, RenderedDerivative]:
     """Write the poster frame with the image derivative specs (e.g. the thumbnail spec)."""
     return write_derivatives(poster_frame(path), specs, out_dir)
+
+
+def cover_art(path: Path) -> Image.Image | None:
+    """The embedded cover picture of an audio file (MP3 APIC, M4A covr, ...), if any."""
+    try:
+        with av.open(str(path)) as container:
+            covers = [s for s in container.streams.video
+                      if s.disposition & av.stream.Disposition.attached_pic]
+            if not covers:
+                return None
+            for packet in container.demux(covers[0]):
+                data = bytes(packet)
+                if data:
+                    with Image.open(io.BytesIO(data)) as picture:
+                        return picture.convert("RGB")
+    except av.FFmpegError as exc:
+        raise Rejected("corrupt", f"{type(exc).__name__}: {exc.strerror}") from exc
+    except OSError:
+        return None  # a cover that is not a picture: the file simply has no thumbnail
+    return None
+
+
+def render_still(path: Path, media_kind: str, specs: Sequence[DerivativeSpec], out_dir: Path,
+                 at_fraction: float = 0.1) -> dict[str, RenderedDerivative]:
+    """A video's poster frame or an audio file's cover art (nothing when it has none)."""
+    if media_kind == "video":
+        return write_derivatives(poster_frame(path, at_fraction=at_fraction), specs, out_dir)
+    cover = cover_art(path)
+    return write_derivatives(cover, specs, out_dir) if cover is not None else {}

@@ -1,5 +1,5 @@
 """Web renditions of videos: H.264 + AAC in MP4 with the moov atom up front, long edge and
-frame rate capped, rotation baked in (issue #5 groundwork; pure PyAV, no Dagster).
+frame rate capped, rotation baked in (pure PyAV, no Dagster).
 
 Frames stream through decode → turn → scale → encode one at a time, so memory does not grow
 with the length of the source."""
@@ -15,17 +15,9 @@ from typing import Any
 import av
 import numpy as np
 
+from media_assets.media.av_probe import probe_av
 from media_assets.media.errors import Rejected
-
-
-@dataclass(frozen=True)
-class RenditionSpec:
-    long_edge: int = 720
-    max_fps: float = 30.0
-    crf: int = 23
-    preset: str = "veryfast"
-    audio_bitrate: int = 128_000
-    mode: str = "when_needed"  # always | when_needed | never
+from media_assets.media.policy import RenditionSpec
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,8 @@ def plan_rendition(probe: dict[str, Any], spec: RenditionSpec) -> RenditionPlan:
             and scale == 1.0 and (video.get("frame_rate") or 0) <= spec.max_fps
             and rotation == 0)
     if spec.mode == "when_needed" and fits:
-        return RenditionPlan("skip", "already H.264/AAC MP4 within limits")
+        return RenditionPlan("skip", "already H.264/AAC MP4 within limits", plan.width,
+                             plan.height, plan.fps, 0)
     return RenditionPlan(plan.action, "policy: always" if fits else "needs transcoding",
                          plan.width, plan.height, plan.fps, plan.rotation)
 
@@ -125,3 +118,15 @@ def _encode_video(out: Any, stream: Any, frame: Any, plan: RenditionPlan, fps: F
     scaled.pts, scaled.time_base = index, 1 / fps
     out.mux(stream.encode(scaled))
     return index + 1
+
+
+def render_web_rendition(path: Path, out_path: Path, spec: RenditionSpec) -> dict[str, Any]:
+    """Plan from the probe, then transcode into `out_path` unless the source already fits.
+
+    Returns the plan; `action == "skip"` with a source that fits means the original itself is
+    the web rendition (the caller links it), with mode `never` there is none."""
+    plan = plan_rendition(probe_av(path), spec)
+    if plan.action == "transcode":
+        transcode(path, out_path, plan, spec)
+    return {"action": plan.action, "reason": plan.reason, "width": plan.width,
+            "height": plan.height, "fps": plan.fps, "rotation": plan.rotation}

@@ -1,9 +1,11 @@
 """An audio file's peak envelope: min/max per bucket as JSON data and a PNG picture of it
-(issue #5 groundwork; pure PyAV + numpy + Pillow, no Dagster). Memory stays bounded: audio is
+(pure PyAV + numpy + Pillow, no Dagster). Memory stays bounded: audio is
 decoded frame by frame and folded into fixed-size blocks as it streams."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from media_assets.media.errors import Rejected
+from media_assets.media.policy import WaveformSpec
 
 BLOCK = 1024  # samples folded into one (min, max) pair while streaming
 
@@ -66,3 +69,18 @@ def envelope_image(envelope: dict[str, Any], size: tuple[int, int] = (1000, 120)
         x = int(index * width / count)
         draw.line([(x, middle - high * scale), (x, middle - low * scale)], fill=(40, 90, 200))
     return image
+
+
+def render_waveform(path: Path, out_dir: Path, spec: WaveformSpec) -> dict[str, Path]:
+    """Write `waveform.json` (the envelope) and `waveform.png` (its picture) into `out_dir`."""
+    envelope = peak_envelope(path, spec.buckets)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data, picture = out_dir / "waveform.json", out_dir / "waveform.png"
+    tmp = out_dir / ".waveform.json.tmp"
+    tmp.write_text(json.dumps(envelope, separators=(",", ":")))
+    os.replace(tmp, data)
+    envelope_image(envelope, (spec.width, spec.height)).save(out_dir / ".waveform.png.tmp",
+                                                            "PNG")
+    os.replace(out_dir / ".waveform.png.tmp", picture)
+    return {"json": data, "png": picture}

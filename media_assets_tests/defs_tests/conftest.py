@@ -12,6 +12,7 @@ import yaml
 from dagster import DagsterInstance, build_sensor_context
 
 from media_assets.definitions import defs
+from media_assets.defs.jobs import job_for_lane
 from media_assets.defs.resources import (
     DecodeWorkers,
     InboxResource,
@@ -20,6 +21,7 @@ from media_assets.defs.resources import (
 )
 from media_assets.defs.sensors import inbox_sensor
 from media_assets.media.catalog import read_arrivals
+from media_assets.media.manifest import load_manifest
 from media_assets.storage import LocalObjectStore
 
 REPO_POLICY = Path(__file__).resolve().parents[2] / "policy.yaml"
@@ -86,8 +88,13 @@ class Installation:
             self.cursor = context.cursor
         return result
 
-    def process(self, partition_key: str, selection: Iterable[str] | None = None):
-        job = defs.resolve_job_def("process_batch")
+    def process(self, partition_key: str, selection: Iterable[str] | None = None,
+                job_name: str | None = None):
+        """Run a batch's job in-process (the lane's job, like the sensor asks for)."""
+        if job_name is None:
+            lane = (load_manifest(self.store, partition_key) or {}).get("lane", "heavy")
+            job_name = job_for_lane(lane)
+        job = defs.resolve_job_def(job_name)
         if selection is not None:
             from dagster import AssetKey
 
@@ -98,7 +105,8 @@ class Installation:
     def ingest(self):
         """Tick the sensor and process every batch it launched; returns the run results."""
         result = self.tick()
-        return [self.process(r.partition_key) for r in result.run_requests]
+        return [self.process(r.partition_key, job_name=r.job_name)
+                for r in result.run_requests]
 
     def arrivals(self):
         return read_arrivals(self.store)

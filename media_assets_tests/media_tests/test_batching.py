@@ -40,6 +40,14 @@ def test_batches_close_by_bytes_as_well_as_by_count():
     assert [len(b.files) for b in plan.batches] == [1, 1]
 
 
+def test_video_and_audio_batches_are_sized_by_work_not_by_count():
+    rules = Batching(max_files=100, max_bytes=10_000, av_max_files=3, av_max_bytes=2_500)
+    flood = files(10, age=10, lane="av", size=1_000) + files(10, age=10, size=1_000)
+    plan = plan_batches(flood, rules, BudgetState(), NOW, 600)
+    sizes = sorted((b.lane, len(b.files)) for b in plan.batches)
+    assert sizes == [("av", 2)] * 5 + [("image", 10)]  # 2,500 bytes of video per batch
+
+
 def test_lanes_never_share_a_batch():
     mixed = files(2, age=10) + files(1, age=10, lane="heavy")
     plan = plan_batches(mixed, RULES, BudgetState(), NOW, 600)

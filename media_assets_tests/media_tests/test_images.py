@@ -556,10 +556,10 @@ def test_sample_writer_command_line(tmp_path: Path) -> None:
     from media_assets.samples import main
 
     main([str(tmp_path / "cli"), "--width", "64", "--height", "48"])
-    assert len(list((tmp_path / "cli").iterdir())) == 10
+    assert len(list((tmp_path / "cli").iterdir())) == 10 + 1  # the av/ folder
 
 
 def test_images_module_stays_pure() -> None:
     source = Path(images.__file__).read_text()
     assert not re.search(r"^\s*(import|from)\s+dagster", source, re.MULTILINE)
-    assert write_sample_images.__module__ == "media_assets.samples"
+    assert write_sample_images.__module__ == "media_assets.samples.images"

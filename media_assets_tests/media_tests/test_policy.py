@@ -10,6 +10,7 @@ def test_the_shipped_policy_file_matches_the_built_in_defaults(tmp_path):
     assert shipped.derivatives == Policy().derivatives
     assert shipped.limits == Policy().limits
     assert shipped.batching == Policy().batching
+    assert shipped.video == Policy().video and shipped.audio == Policy().audio
     assert shipped.stamp.startswith("1@")
 
 
@@ -20,6 +21,26 @@ def test_each_spec_change_changes_only_that_specs_hash():
         "preview": {"long_edge": 1440, "format": "jpeg"}}})
     assert bigger.derivative("thumbnail").spec_hash != base.derivative("thumbnail").spec_hash
     assert bigger.derivative("preview").spec_hash == base.derivative("preview").spec_hash
+
+
+def test_video_and_audio_specs_hash_apart_and_name_their_outputs():
+    base = policy_from_mapping({})
+    faster = policy_from_mapping({"video": {"rendition": {"preset": "ultrafast"}},
+                                  "audio": {"preview": {"seconds": 10}}})
+    assert faster.video.rendition.spec_hash != base.video.rendition.spec_hash
+    assert faster.audio.preview.spec_hash != base.audio.preview.spec_hash
+    assert faster.audio.waveform.spec_hash == base.audio.waveform.spec_hash
+    assert [s.name for s in base.wanted("video")] == ["thumbnail", "web_rendition"]
+    assert [s.name for s in base.wanted("audio")] == ["audio_preview", "waveform"]
+    never = policy_from_mapping({"video": {"rendition": {"mode": "never"}}})
+    assert [s.name for s in never.wanted("video")] == ["thumbnail"]
+
+
+@pytest.mark.parametrize("video", [{"rendition": {"mode": "sometimes"}},
+                                   {"rendition": {"crf": 99}}, {"rendition": {"codec": "x"}}])
+def test_unusable_video_settings_are_refused(video):
+    with pytest.raises((ValueError, TypeError)):
+        policy_from_mapping({"video": video})
 
 
 @pytest.mark.parametrize("derivatives", [

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from media_assets.media.av_probe import probe_av
-from media_assets.media.rendition import RenditionSpec, plan_rendition, transcode
+from media_assets.media.policy import RenditionSpec
+from media_assets.media.rendition import plan_rendition, transcode
 
 
 def probe(codec="h264", width=1920, height=1080, fps=30.0, rotation=0, audio=("aac",),
@@ -102,7 +103,8 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 from media_assets_tests.media_tests.test_rendition import phone_clip
 from media_assets.media.av_probe import probe_av
-from media_assets.media.rendition import RenditionSpec, plan_rendition, transcode
+from media_assets.media.policy import RenditionSpec
+from media_assets.media.rendition import plan_rendition, transcode
 src = phone_clip(Path({path!r}), seconds={seconds}, fps=50, size=(32, 32), rotation=0,
                  audio=False)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,11 +1,10 @@
 """Synthesise a varied set of sample images (and a few bad files) to drop into an inbox.
 
-Pure Pillow + numpy: no network and no dagster. Run ``python -m media_assets.samples DEST``.
+Pure Pillow + numpy: no network and no dagster.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
@@ -194,19 +193,3 @@ def write_sample_images(
     put("empty.jpg", b"")
     put("notes.txt", b"These are not pixels.\nAn unsupported file type for the inbox.\n")
     return written
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: write the sample set into DEST."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dest", type=Path, help="directory to write the samples into")
-    parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--height", type=int, default=1200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    for path in write_sample_images(args.dest, size=(args.width, args.height), seed=args.seed):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,121 @@
+"""Checks on the video and audio derivatives of a batch. The inspections decode media, so they
+run in the worker processes (both cores, a time limit each); failures name the files."""
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, asset_check
+
+from media_assets.defs.av_derivatives import (
+    audio_preview,
+    poster,
+    waveform,
+    waveform_image_key,
+    web_rendition,
+)
+from media_assets.defs.av_metadata import AUDIO_EXTRACTOR, VIDEO_EXTRACTOR
+from media_assets.defs.checks import check_result, inspect_image, partition_keys
+from media_assets.defs.common import batch_files
+from media_assets.defs.metadata import load_metadata
+from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
+from media_assets.media.av_inspect import (
+    inspect_audio_preview,
+    inspect_rendition,
+    inspect_waveform,
+)
+from media_assets.media.layout import spec_output_key
+
+
+def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: DecodeWorkers,
+                  limits: Any, kinds: tuple[str, ...], keys: Callable[[str], list[str]],
+                  task: Callable[..., Any], extra_args: Callable[[str], tuple[Any, ...]],
+                  **metadata: Any) -> AssetCheckResult:
+    """Run `task(*local paths of keys(cid), *extra_args(cid))` for each file in the worker
+    pool; a returned string, an error or a missing output is the file's failure."""
+    failures: dict[str, str] = {}
+    checked = 0
+    for batch_key in partition_keys(context):
+        files = batch_files(store, batch_key, kinds)
+        with contextlib.ExitStack() as local:  # a remote store downloads each output once
+            tasks = []
+            for cid, entry in files.items():
+                wanted = keys(cid)
+                if not wanted:
+                    continue
+                checked += 1
+                missing = [k for k in wanted if not store.exists(k)]
+                if missing:
+                    failures[entry["source_name"]] = f"missing {missing[0]}"
+                    continue
+                paths = [local.enter_context(store.local_path(k)) for k in wanted]
+                tasks.append((cid, task, (*paths, *extra_args(cid))))
+            for cid, outcome in workers.run(tasks, limits).items():
+                problem = outcome.value if outcome.ok else f"check failed: {outcome.error}"
+                if problem:
+                    failures[files[cid]["source_name"]] = problem
+    return check_result(failures, checked, **metadata)
+
+
+@asset_check(asset=web_rendition, partitions_def=batch_partitions,
+             description="Each rendition decodes to the end, has audio iff its source has, "
+                         "lasts as long as its source (±0.5 s) and respects the long edge.")
+def web_rendition_plays(context: AssetCheckExecutionContext, storage: MediaStorage,
+                        policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
+    store, rules = storage.store(), policy.load()
+    spec = rules.video.rendition
+    return _inspect_each(
+        context, store, workers, rules.limits, ("video",),
+        lambda cid: [] if spec.mode == "never" else [spec_output_key(spec, cid)],
+        inspect_rendition,
+        lambda cid: (load_metadata(store, cid, VIDEO_EXTRACTOR), spec),
+        spec_hash=spec.spec_hash)
+
+
+@asset_check(asset=audio_preview, partitions_def=batch_partitions,
+             description="Each preview is AAC and as long as the spec says (or its source).")
+def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
+                           policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
+    store, rules = storage.store(), policy.load()
+    spec = rules.audio.preview
+    return _inspect_each(
+        context, store, workers, rules.limits, ("audio",),
+        lambda cid: [spec_output_key(spec, cid)], inspect_audio_preview,
+        lambda cid: (load_metadata(store, cid, AUDIO_EXTRACTOR).get("duration_seconds"), spec),
+        spec_hash=spec.spec_hash)
+
+
+@asset_check(asset=waveform, partitions_def=batch_partitions,
+             description="Each waveform has the spec's bucket count and its picture decodes.")
+def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
+                      policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
+    store, rules = storage.store(), policy.load()
+    spec = rules.audio.waveform
+    return _inspect_each(
+        context, store, workers, rules.limits, ("audio",),
+        lambda cid: [spec_output_key(spec, cid), waveform_image_key(spec, cid)],
+        inspect_waveform, lambda cid: (spec,), spec_hash=spec.spec_hash)
+
+
+@asset_check(asset=poster, partitions_def=batch_partitions,
+             description="Every video has a poster that decodes and fits the thumbnail spec; "
+                         "audio cover art, where present, too.")
+def poster_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
+                    policy: PolicyResource) -> AssetCheckResult:
+    store, spec = storage.store(), policy.load().derivative("thumbnail")
+    failures: dict[str, str] = {}
+    checked = 0
+    for batch_key in partition_keys(context):
+        for cid, entry in batch_files(store, batch_key, ("video", "audio")).items():
+            key = spec_output_key(spec, cid)
+            if entry["kind"] == "audio" and not store.exists(key):
+                continue  # no cover art, no thumbnail: nothing to check
+            checked += 1
+            problem = inspect_image(store, key, spec)
+            if problem:
+                failures[entry["source_name"]] = problem
+    return check_result(failures, checked, spec_hash=spec.spec_hash)
+
+
+av_checks = [web_rendition_plays, audio_preview_conforms, waveform_conforms, poster_conforms]

@@ -1,0 +1,185 @@
+"""Video and audio derivatives, each its own asset so a changed spec re-runs only that one:
+`poster` (a video's representative frame or an audio file's cover art, as its thumbnail),
+`web_rendition` (fast-start H.264/AAC MP4), `audio_preview` (AAC M4A) and `waveform`."""
+
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files, table
+from media_assets.defs.intake import originals
+from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
+from media_assets.media.audio_preview import render_audio_preview
+from media_assets.media.layout import derivative_key, spec_output_key
+from media_assets.media.manifest import load_step_results, save_step_results
+from media_assets.media.poster import render_still
+from media_assets.media.rendition import render_web_rendition
+from media_assets.media.waveform import render_waveform
+
+# The pool that every transcode takes a slot of (limit set per instance, see the README).
+TRANSCODE_POOL = "transcode"
+
+
+@contextmanager
+def _scratch(store: Any, prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _result(files: dict[str, dict], todo: dict[str, Any], failed: set[str], started: float,
+            spec: Any, **extra: Any) -> MaterializeResult:
+    return MaterializeResult(metadata={
+        "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
+        "files": len(files) - len(failed),
+        "rendered": len(todo) - len(failed),
+        "reused": len(files) - len(todo),
+        "quarantined": len(failed),
+        "seconds": round(time.perf_counter() - started, 3),
+        **extra,
+    })
+
+
+def _missing(store: Any, files: dict[str, dict], key_for: Callable[[str], str]
+             ) -> dict[str, dict]:
+    return {cid: e for cid, e in files.items() if not store.exists(key_for(cid))}
+
+
+@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+       code_version="poster-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
+       kinds={"webp"})
+def poster(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
+           workers: DecodeWorkers) -> MaterializeResult:
+    """The thumbnail of each video (the first keyframe after `video.poster_at` of its
+    duration, upright) and of each audio file with embedded cover art; same spec as images."""
+    store, rules = storage.store(), policy.load()
+    spec = rules.derivative("thumbnail")
+    files = batch_files(store, context.partition_key, ("video", "audio"))
+    # Audio without cover art has no thumbnail; remembered so a rerun does not look again.
+    without_cover = load_step_results(store, context.partition_key, "poster_without_cover")
+    todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c)).items()
+            if without_cover.get(cid) != spec.spec_hash}
+    started = time.perf_counter()
+    with _scratch(store, "poster-") as scratch:
+
+        def keep(cid: str, rendered: dict[str, Any]) -> None:
+            for item in rendered.values():
+                store.put_file(spec_output_key(spec, cid), item.path)
+            if not rendered:
+                without_cover[cid] = spec.spec_hash
+
+        failed = process_files(
+            context, store, workers, rules.limits, todo,
+            lambda cid, path: (render_still, path, files[cid]["kind"], [spec], scratch / cid,
+                               rules.video.poster_at),
+            keep, stage="poster", timeout=rules.video.timeout_seconds)
+    save_step_results(store, context.partition_key, "poster_without_cover", without_cover)
+    with_still = sum(store.exists(spec_output_key(spec, cid)) for cid in files)
+    return _result(files, todo, failed, started, spec, with_thumbnail=with_still)
+
+
+@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+       code_version="web_rendition-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
+       kinds={"mp4"}, pool=TRANSCODE_POOL)
+def web_rendition(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
+                  workers: DecodeWorkers) -> MaterializeResult:
+    """Each video as H.264 + AAC in a fast-start MP4: long edge and frame rate capped,
+    rotation baked in. Under `when_needed` a source that already fits is its own rendition."""
+    store, rules = storage.store(), policy.load()
+    spec = rules.video.rendition
+    files = batch_files(store, context.partition_key, ("video",))
+    if spec.mode == "never":
+        return _result(files, {}, set(), time.perf_counter(), spec, skipped="policy: never")
+    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid))
+    started = time.perf_counter()
+    plans: dict[str, dict[str, Any]] = {}
+    with _scratch(store, "rendition-") as scratch:
+
+        def keep(cid: str, plan: dict[str, Any]) -> None:
+            key = spec_output_key(spec, cid)
+            if plan["action"] == "transcode":
+                store.put_file(key, scratch / f"{cid}.mp4")
+            else:  # the original already is a web rendition: link it, no second copy
+                with store.local_path(files[cid]["original_key"]) as original:
+                    store.put_file_if_absent(key, original)
+            plans[cid] = plan
+            (scratch / f"{cid}.mp4").unlink(missing_ok=True)
+
+        failed = process_files(
+            context, store, workers, rules.limits, todo,
+            lambda cid, path: (render_web_rendition, path, scratch / f"{cid}.mp4", spec),
+            keep, stage="web_rendition", timeout=rules.video.timeout_seconds)
+    save_step_results(store, context.partition_key, "web_rendition_plans", plans)
+    recorded = load_step_results(store, context.partition_key, "web_rendition_plans")
+    rows = [{"source_name": e["source_name"], **recorded.get(cid, {})}
+            for cid, e in files.items() if cid not in failed]
+    return _result(files, todo, failed, started, spec, renditions=table(rows, [
+        ("source_name", "string"), ("action", "string"), ("reason", "string"),
+        ("width", "int"), ("height", "int"), ("fps", "float"), ("rotation", "int")]))
+
+
+@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+       code_version="audio_preview-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
+       kinds={"m4a"})
+def audio_preview(context: AssetExecutionContext, storage: MediaStorage,
+                  policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
+    """The first `audio.preview.seconds` of each audio file as AAC in M4A, 48 kHz stereo."""
+    store, rules = storage.store(), policy.load()
+    spec = rules.audio.preview
+    files = batch_files(store, context.partition_key, ("audio",))
+    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid))
+    started = time.perf_counter()
+    with _scratch(store, "preview-") as scratch:
+
+        def keep(cid: str, seconds: float) -> None:
+            store.put_file(spec_output_key(spec, cid), scratch / f"{cid}.m4a")
+            (scratch / f"{cid}.m4a").unlink(missing_ok=True)
+
+        failed = process_files(
+            context, store, workers, rules.limits, todo,
+            lambda cid, path: (render_audio_preview, path, scratch / f"{cid}.m4a",
+                               spec.seconds, spec.bit_rate),
+            keep, stage="audio_preview", timeout=rules.audio.timeout_seconds)
+    return _result(files, todo, failed, started, spec)
+
+
+def waveform_image_key(spec: Any, cid: str) -> str:
+    return derivative_key(spec.name, spec.spec_hash, cid, "png")
+
+
+@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+       code_version="waveform-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
+       kinds={"json", "png"})
+def waveform(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
+             workers: DecodeWorkers) -> MaterializeResult:
+    """Each audio file's peak envelope (min/max per bucket) as JSON, and a PNG of it."""
+    store, rules = storage.store(), policy.load()
+    spec = rules.audio.waveform
+    files = batch_files(store, context.partition_key, ("audio",))
+    todo = _missing(store, files, lambda cid: waveform_image_key(spec, cid))
+    started = time.perf_counter()
+    with _scratch(store, "waveform-") as scratch:
+
+        def keep(cid: str, written: dict[str, Path]) -> None:
+            store.put_file(spec_output_key(spec, cid), written["json"])
+            store.put_file(waveform_image_key(spec, cid), written["png"])  # written last
+            shutil.rmtree(scratch / cid, ignore_errors=True)
+
+        failed = process_files(
+            context, store, workers, rules.limits, todo,
+            lambda cid, path: (render_waveform, path, scratch / cid, spec),
+            keep, stage="waveform", timeout=rules.audio.timeout_seconds)
+    return _result(files, todo, failed, started, spec)
+
+
+av_assets = [poster, web_rendition, audio_preview, waveform]
