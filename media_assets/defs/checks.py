@@ -59,7 +59,7 @@ def originals_fixity(context: AssetCheckExecutionContext,
     store = storage.store()
     failures, checked = {}, 0
     for key in partition_keys(context):
-        files = stored_files(require_intake(store, key), ("image", "video", "audio"))
+        files = stored_files(require_intake(store, key), ("image", "video", "audio", "sidecar"))
         for cid, entry in files.items():
             checked += 1
             if not store.exists(entry["original_key"]):

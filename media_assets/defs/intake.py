@@ -19,6 +19,7 @@ from media_assets.defs.resources import (
     MediaStorage,
     PolicyResource,
 )
+from media_assets.media.av_probe import probe_av
 from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import first_arrival_key, original_key
@@ -192,7 +193,11 @@ def _from_store(store: Any, source: dict[str, Any]) -> dict[str, Any]:
         return {**base, "status": "missing", "reason": "not_in_store", "kind": None}
     with store.open_read(matches[0]) as handle:
         sniffed = sniff(handle.read(65536))
-    return {**base, "status": "ok", "original_key": matches[0], "kind": sniffed.kind,
+    kind = sniffed.kind
+    if kind in ("video", "audio"):  # an MP4 may hold only audio: the streams decide
+        with store.local_path(matches[0]) as path:
+            kind = "video" if probe_av(path)["video"] else "audio"
+    return {**base, "status": "ok", "original_key": matches[0], "kind": kind,
             "type": sniffed.type, "bytes": store.size(matches[0]), "reason": None}
 
 

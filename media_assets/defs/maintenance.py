@@ -34,6 +34,7 @@ from media_assets.defs.partitions import LANE_TAG
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.catalog import (
     compact,
+    content_view,
     latest_fragments,
     lookup,
     read_arrivals,
@@ -60,7 +61,8 @@ class LookupConfig(Config):
 @op(description="Find a file by source name or content id: batch, run, derivatives, row.")
 def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaStorage) -> None:
     store = storage.store()
-    matches = lookup(read_arrivals(store), config.query)
+    arrivals = read_arrivals(store)
+    matches = lookup(arrivals, config.query)
     if matches.is_empty():
         context.add_output_metadata({"matches": 0})
         context.log.warning(f"nothing in the catalog matches {config.query!r}")
@@ -75,6 +77,9 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
         ]),
         "latest": MetadataValue.json(_jsonable(latest)),
     }
+    linked = linked_rows(arrivals, latest["content_id"])
+    if linked:
+        metadata["linked_files"] = MetadataValue.json(linked)
     if latest["status"] != "ok":
         record = quarantine_records(store, latest["batch_key"]).get(latest["content_id"])
         metadata["quarantine_record"] = MetadataValue.json(record or {})
@@ -86,6 +91,17 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
             metadata["thumbnail"] = MetadataValue.md(f"![thumbnail]({data_uri(im.copy())})")
     context.add_output_metadata(metadata)
     context.log.info(json.dumps(_jsonable(latest), indent=1))
+
+
+def linked_rows(arrivals: pl.DataFrame, content_id: str) -> list[dict[str, str]]:
+    """The files linked to a content (a live photo's other half, sidecars), by name and id."""
+    view = content_view(arrivals)
+    ids = view.filter(pl.col("content_id") == content_id)["linked_content_ids"]
+    if ids.is_empty() or not ids[0].len():
+        return []
+    partners = view.filter(pl.col("content_id").is_in(ids[0].to_list()))
+    return [{"source_name": r["source_name"], "content_id": r["content_id"],
+             "media_kind": r["media_kind"]} for r in partners.iter_rows(named=True)]
 
 
 def _jsonable(row: dict) -> dict:

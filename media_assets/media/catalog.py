@@ -17,6 +17,7 @@ from media_assets.media.layout import (
     CATALOG_FRAGMENTS_PREFIX,
     CATALOG_INDEX_PREFIX,
 )
+from media_assets.media.links import with_links
 from media_assets.media.policy import Policy
 
 SCHEMA_VERSION = "2"  # 2: video/audio columns and links (nullable: v1 rows still read)
@@ -152,9 +153,10 @@ def compact(store: Any, now: datetime) -> dict[str, Any]:
 
 
 def content_view(arrivals: pl.DataFrame) -> pl.DataFrame:
-    """One row per content id: every name it arrived under, and its latest state."""
+    """One row per content id: every name it arrived under, its latest state, and the
+    contents linked to it (live photo halves, sidecars)."""
     if arrivals.is_empty():
-        return arrivals.with_columns(pl.lit([]).alias("source_names")).head(0)
+        return with_links(arrivals.with_columns(pl.lit([]).alias("source_names")).head(0))
     latest = arrivals.sort("cataloged_at").group_by("content_id").last()
     names = arrivals.group_by("content_id").agg(
         pl.col("source_name").unique().sort().alias("source_names"),
@@ -162,7 +164,7 @@ def content_view(arrivals: pl.DataFrame) -> pl.DataFrame:
         pl.col("arrived_at").min().alias("first_arrived_at"),
         pl.len().alias("arrivals"),
     )
-    return latest.join(names, on="content_id").sort("content_id")
+    return with_links(latest.join(names, on="content_id")).sort("content_id")
 
 
 def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:

@@ -29,6 +29,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
+from media_assets.media.apple import apple_content_identifier
 from media_assets.media.errors import Rejected, TransientError
 from media_assets.media.policy import DerivativeSpec
 
@@ -257,6 +258,9 @@ def _dpi(im: Image.Image) -> list[float] | None:
     return values if len(values) == 2 and max(values) > 1 else None
 
 
+MAKER_NOTE = 0x927C
+
+
 def extract_metadata(path: Path, max_pixels: int) -> dict[str, Any]:
     """Technical and descriptive metadata from the header (no pixel decode), JSON-ready."""
     path = Path(path)
@@ -297,6 +301,7 @@ def extract_metadata(path: Path, max_pixels: int) -> dict[str, Any]:
             "copyright": _clean_str(exif.get(base.Copyright)),
             "software": _clean_str(exif.get(base.Software)),
             "dpi": _dpi(im),
+            "content_identifier": apple_content_identifier(sub.get(MAKER_NOTE)),
         }
 
 

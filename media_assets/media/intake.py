@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from media_assets.media.av_probe import validate_av
 from media_assets.media.errors import Rejected, classify_os_errors
@@ -85,6 +86,16 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
+def _check_xml(path: Path, size: int, max_bytes: int) -> None:
+    """A sidecar must be small, well-formed XML (expat refuses entity-expansion bombs)."""
+    if size > max_bytes:
+        raise Rejected("too_large", f"sidecar of {size} bytes > limit {max_bytes}")
+    try:
+        ElementTree.parse(path)
+    except ElementTree.ParseError as exc:
+        raise Rejected("corrupt", f"not well-formed XML: {exc}") from exc
+
+
 def _validate(path: Path, size: int, sniffed: Sniffed,
               limits: Limits) -> tuple[str, int | None, int | None, float | None]:
     """(kind, width, height, duration) of an acceptable file, else `Rejected`."""
@@ -92,7 +103,7 @@ def _validate(path: Path, size: int, sniffed: Sniffed,
         raise Rejected("empty", "zero-byte file")
     if size > limits.max_file_bytes:
         raise Rejected("too_large", f"{size} bytes > limit {limits.max_file_bytes}")
-    if sniffed.kind not in ("image", "video", "audio"):
+    if sniffed.kind not in ("image", "video", "audio", "sidecar"):
         found = sniffed.type or "unknown content"
         raise Rejected("unsupported_type", f"{found} is not an image, video or audio file")
     if sniffed.type not in limits.allowed_types:
@@ -100,4 +111,7 @@ def _validate(path: Path, size: int, sniffed: Sniffed,
     if sniffed.kind == "image":
         probe = probe_image(path, limits.max_pixels)
         return "image", probe.width, probe.height, None
+    if sniffed.kind == "sidecar":
+        _check_xml(path, size, limits.max_sidecar_bytes)
+        return "sidecar", None, None, None
     return validate_av(path, limits.max_duration_seconds, limits.max_pixels)

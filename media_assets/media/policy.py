@@ -23,6 +23,7 @@ IMAGE_DERIVATIVES = ("thumbnail", "preview")
 IMAGE_TYPES = ("jpeg", "png", "webp", "gif", "tiff", "bmp", "heic", "heif", "avif")
 VIDEO_TYPES = ("mp4", "mov", "webm", "mkv", "avi")
 AUDIO_TYPES = ("mp3", "m4a", "ogg", "flac", "wav", "aac")
+SIDECAR_TYPES = ("xmp",)
 
 
 class _Hashed:
@@ -105,7 +106,8 @@ class AudioPolicy:
 class Limits:
     max_file_bytes: int = 512 * 1024**2
     max_pixels: int = 178_000_000  # Pillow refuses > 2 x MAX_IMAGE_PIXELS (~179 MP) anyway
-    allowed_types: tuple[str, ...] = IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES
+    allowed_types: tuple[str, ...] = IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES + SIDECAR_TYPES
+    max_sidecar_bytes: int = 1024 * 1024
     max_duration_seconds: float = 4 * 3600.0  # video and audio
     per_file_timeout_seconds: float = 120.0
     worker_memory_mb: int = 3072

@@ -24,7 +24,8 @@ EXTENSIONS = {"jpeg": "jpg", "tiff": "tif"}
 
 @dataclass(frozen=True)
 class Sniffed:
-    """What the magic bytes say: media kind ('image', 'audio', 'video' or 'other') and type."""
+    """What the magic bytes say: kind ('image', 'audio', 'video', 'sidecar' or 'other')
+    and type."""
 
     kind: str
     type: str | None
@@ -34,10 +35,20 @@ class Sniffed:
         return EXTENSIONS.get(self.type or "", self.type or "bin")
 
 
+def _is_xmp(header: bytes) -> bool:
+    """An XMP packet: XML whose first element is an xpacket or x:xmpmeta."""
+    start = header[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start.startswith(b"<?xml"):
+        start = start[start.find(b"?>") + 2:].lstrip()
+    return start.startswith((b"<?xpacket", b"<x:xmpmeta", b"<x:xapmeta"))
+
+
 def sniff(header: bytes) -> Sniffed:
     """Classify a file from its first bytes; unknown content is kind 'other'."""
     if not header:
         return Sniffed("other", None)
+    if _is_xmp(header):
+        return Sniffed("sidecar", "xmp")
     guess = filetype.guess(header)
     ext = guess.extension if guess else None
     if ext in _IMAGE:

@@ -164,3 +164,41 @@ def write_sample_av(dest: Path, *, size: tuple[int, int] = (320, 240),
     made += [whole, dest / "empty.mov", dest / "garbage.mp4",
              write_header_only_wav(dest / "header_only.wav")]
     return made
+
+
+def write_live_photo(dest: Path, stem: str, content_identifier: str,
+                     size: tuple[int, int] = (320, 240)) -> tuple[Path, Path]:
+    """A live photo as an iPhone exports it: a JPEG still whose Apple MakerNote and a short
+    MOV whose metadata carry the same content identifier."""
+    from media_assets.media.apple import apple_maker_note
+    from media_assets.samples.images import synth_photo
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"  # Make
+    exif.get_ifd(0x8769)[0x927C] = apple_maker_note(content_identifier)  # Exif IFD MakerNote
+    still = dest / f"{stem}.jpg"
+    synth_photo(size, seed=7).save(still, "JPEG", quality=85, exif=exif)
+    movie = write_video(dest / f"{stem}.mov", seconds=1.5, size=size, fps=30, format="mov",
+                        tags={LIVE_PHOTO_KEY: content_identifier})
+    return still, movie
+
+
+XMP_SIDECAR = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/" xmp:Rating="{rating}">
+   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">{title}</rdf:li></rdf:Alt></dc:title>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def write_xmp_sidecar(path: Path, *, title: str = "Sample", rating: int = 4) -> Path:
+    """An XMP sidecar as Lightroom or darktable writes one next to an image."""
+    Path(path).write_text(XMP_SIDECAR.format(title=title, rating=rating), encoding="utf-8")
+    return Path(path)
