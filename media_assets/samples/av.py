@@ -153,6 +153,8 @@ def write_sample_av(dest: Path, *, size: tuple[int, int] = (320, 240),
                     format="ogg"),
         write_audio(dest / "surround_51.m4a", "aac", layout="5.1", rate=48_000,
                     seconds=seconds, format="ipod"),
+        write_audio(dest / "audio_only.mp4", "aac", rate=48_000, seconds=seconds,
+                    format="mp4"),
     ]
     if "libx265" in av.codecs_available:
         made.append(write_video(dest / "clip_hevc.mp4", codec="libx265", seconds=seconds,

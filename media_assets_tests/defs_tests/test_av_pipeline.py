@@ -17,7 +17,7 @@ from media_assets.samples.av import write_sample_av, write_video
 
 GOOD = {"clip_h264.mp4", "phone_portrait.mov", "clip_vp9.webm", "clip_mpeg4_odd.avi",
         "clip_mjpeg.mov", "song_cover.mp3", "voice_mono.wav", "music.flac", "speech.opus",
-        "surround_51.m4a"}
+        "surround_51.m4a", "audio_only.mp4"}
 VIDEOS = {"clip_h264.mp4", "phone_portrait.mov", "clip_vp9.webm", "clip_mpeg4_odd.avi",
           "clip_mjpeg.mov"}
 
