@@ -211,3 +211,15 @@ def test_video_and_audio_rows_share_the_catalog_with_images(av_batch):
     assert {"video", "audio"} <= set(kinds["media_kind"].drop_nulls())
     durations = install.arrivals().filter(pl.col("status") == "ok")["duration_seconds"]
     assert durations.min() > 1.0
+
+
+def test_a_heavy_video_runs_in_the_heavy_lane_with_every_asset(install):
+    install.set_policy(batching={"heavy_min_bytes": 20_000})
+    clip = write_video(install.inbox / "big.mp4", seconds=2, size=(320, 240), fps=25)
+    assert clip.stat().st_size >= 20_000
+    install.age_inbox()
+    [request] = install.tick().run_requests
+    assert (request.tags["media_assets/lane"], request.job_name) == ("heavy", "process_batch")
+    assert install.process(request.partition_key, job_name=request.job_name).success
+    [row] = install.arrivals().iter_rows(named=True)
+    assert {"thumbnail", "web_rendition"} <= set(derivatives(row))
