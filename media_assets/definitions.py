@@ -10,6 +10,13 @@ import os
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+from media_assets.defs.archive import (
+    archive_assets,
+    archive_checks,
+    archive_jobs,
+    archive_schedules,
+    archive_sensors,
+)
 from media_assets.defs.av_checks import av_checks
 from media_assets.defs.av_derivatives import av_assets
 from media_assets.defs.av_metadata import audio_metadata, video_metadata
@@ -41,11 +48,11 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
 
 defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
-            *av_assets, catalog],
-    asset_checks=[*batch_checks, *av_checks, *maintenance_checks],
-    jobs=[*LANE_JOBS.values(), *maintenance_jobs],
-    schedules=maintenance_schedules,
-    sensors=[inbox_sensor, *maintenance_sensors],
+            *av_assets, catalog, *archive_assets],
+    asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks],
+    jobs=[*LANE_JOBS.values(), *archive_jobs, *maintenance_jobs],
+    schedules=[*maintenance_schedules, *archive_schedules],
+    sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors],
     resources={
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
         "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),

@@ -16,7 +16,7 @@ def test_definitions_load_without_any_environment():
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "11"  # 5 image-pipeline assets + 6 video/audio
+    assert out.stdout.strip() == "13"  # 5 image, 6 video/audio, index and archive
 
 
 def test_lineage_runs_from_originals_to_the_catalog():
@@ -38,11 +38,14 @@ def test_lineage_runs_from_originals_to_the_catalog():
         "waveform": {"originals"},
         "catalog": {"image_metadata", "thumbnails", "previews", "video_metadata",
                     "audio_metadata", "poster", "web_rendition", "audio_preview", "waveform"},
+        "catalog_index": {"catalog"},
+        "catalog_archive": {"catalog_index"},
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, f"{key} has no code_version"
-        assert node.partitions_def.name == "batches"
+        if node.group_name != "archive":
+            assert node.partitions_def.name == "batches"
     assert graph.get(AssetKey("originals")).backfill_policy.max_partitions_per_run == 1
 
 

@@ -2,7 +2,6 @@
 and rebuild derivatives whose spec changed."""
 
 import json
-from datetime import UTC, datetime
 
 import polars as pl
 from dagster import (
@@ -33,7 +32,6 @@ from media_assets.defs.jobs import process_batch_job
 from media_assets.defs.partitions import LANE_TAG
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.catalog import (
-    compact,
     content_view,
     latest_fragments,
     lookup,
@@ -113,19 +111,6 @@ def lookup_file():
     find_file()
 
 
-@op(description="Rewrite the catalog's fragments into one index sorted by content id.")
-def compact_catalog_op(context: OpExecutionContext, storage: MediaStorage) -> None:
-    manifest = compact(storage.store(), datetime.now(UTC))
-    context.add_output_metadata({"rows": manifest["rows"],
-                                 "fragments_covered": len(manifest["fragments"]),
-                                 "index": manifest["index_key"]})
-
-
-@job(description="Compact the catalog so lookups read one sorted file instead of many.")
-def compact_catalog():
-    compact_catalog_op()
-
-
 @asset_check(asset=catalog, description="The whole store agrees with the catalog: no orphan "
              "originals, no missing originals or derivatives, no duplicated arrival rows.")
 def store_reconciles_with_catalog(storage: MediaStorage) -> AssetCheckResult:
@@ -186,7 +171,7 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
 
 
 
-maintenance_jobs = [lookup_file, compact_catalog, reconcile_job]
+maintenance_jobs = [lookup_file, reconcile_job]
 maintenance_checks = [store_reconciles_with_catalog]
 maintenance_schedules = [nightly_reconcile]
 maintenance_sensors = [stale_derivatives_sensor]

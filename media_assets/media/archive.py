@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from media_assets.media.contract import contract, differences, schema_version
+from media_assets.media.catalog import SCHEMA_VERSION
+from media_assets.media.contract import contract, incompatibilities, schema_version
 
 ARCHIVE_PREFIX = "archive/catalog/"
 ROWS_PER_FILE = 1_000_000
@@ -182,35 +183,56 @@ def verify_day(folder: Path) -> list[str]:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
         return [f"{manifest_path}: unreadable manifest ({exc})"]
+
+    def read(name: str) -> bytes | None:
+        path = Path(folder) / name
+        return path.read_bytes() if path.is_file() else None
+
+    return verify_manifest(manifest, read, str(folder))
+
+
+def verify_stored_day(store: Any, day: date) -> list[str]:
+    """The same verification through the store (the asset check's fixity)."""
+    manifest = read_manifest(store, day)
+    if manifest is None:
+        return [f"{day}: no manifest"]
+    prefix = day_prefix(day)
+    return verify_manifest(manifest, lambda name: store.read_bytes(prefix + name)
+                           if store.exists(prefix + name) else None, prefix.rstrip("/"))
+
+
+def verify_manifest(manifest: dict[str, Any], read: Callable[[str], bytes | None],
+                    where: str) -> list[str]:
+    """Recompute each listed file's size, SHA-256, rows, schema and the content ids."""
     problems: list[str] = []
     content_ids: set[str] = set()
     total = 0
     for entry in manifest.get("files", []):
-        path = Path(folder) / entry["path"]
-        if not path.is_file():
-            problems.append(f"{path}: missing")
+        label = f"{where}/{entry['path']}"
+        data = read(entry["path"])
+        if data is None:
+            problems.append(f"{label}: missing")
             continue
-        data = path.read_bytes()
         if len(data) != entry["bytes"]:
-            problems.append(f"{path}: {len(data)} bytes, manifest says {entry['bytes']}")
+            problems.append(f"{label}: {len(data)} bytes, manifest says {entry['bytes']}")
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            problems.append(f"{path}: SHA-256 differs from the manifest")
+            problems.append(f"{label}: SHA-256 differs from the manifest")
         try:
             table = pq.read_table(io.BytesIO(data))
         except (pa.ArrowException, OSError) as exc:
-            problems.append(f"{path}: not readable Parquet ({exc})")
+            problems.append(f"{label}: not readable Parquet ({exc})")
             continue
         if table.num_rows != entry["rows"]:
-            problems.append(f"{path}: {table.num_rows} rows, manifest says {entry['rows']}")
+            problems.append(f"{label}: {table.num_rows} rows, manifest says {entry['rows']}")
         if schema_fields(table.schema) != manifest.get("schema"):
-            problems.append(f"{path}: schema differs from the manifest's")
+            problems.append(f"{label}: schema differs from the manifest's")
         total += table.num_rows
         content_ids.update(table.column("content_id").to_pylist())
     if total != manifest.get("rows"):
-        problems.append(f"{folder}: {total} rows in the files, manifest says "
+        problems.append(f"{where}: {total} rows in the files, manifest says "
                         f"{manifest.get('rows')}")
     if sorted(content_ids) != manifest.get("content_ids"):
-        problems.append(f"{folder}: content ids in the files differ from the manifest's")
+        problems.append(f"{where}: content ids in the files differ from the manifest's")
     return problems
 
 
@@ -226,19 +248,14 @@ def day_folders(path: Path) -> Iterator[Path]:
         yield manifest.parent
 
 
-def schema_problems(store: Any, day: date) -> list[str]:
-    """How the archived day's schema differs from the current contract (older compatible
-    versions are reported by the caller as such)."""
-    manifest = read_manifest(store, day)
-    if manifest is None:
-        return ["no manifest"]
-    expected = contract(manifest.get("schema_version") or "1")
-    actual = schema_fields(expected)
-    return [] if manifest["schema"] == actual else differences(
-        _schema_from_fields(manifest["schema"]), expected)
-
-
-def _schema_from_fields(fields: list[dict[str, Any]]) -> pa.Schema:
-    types = {str(f.type): f.type for f in contract()}
-    return pa.schema([pa.field(f["name"], types.get(f["type"], pa.null()), f["nullable"])
-                      for f in fields])
+def schema_problems(manifest: dict[str, Any]) -> list[str]:
+    """Why an archived day's schema is not (a compatible version of) the current contract."""
+    version = manifest.get("schema_version") or "1"
+    try:
+        expected = contract(version)
+    except ValueError:
+        return [f"unknown schema version {version!r}"]
+    if manifest.get("schema") != schema_fields(expected):
+        return [f"the schema differs from contract version {version}"]
+    return [f"version {version} -> {SCHEMA_VERSION}: {problem}"
+            for problem in incompatibilities(expected, contract())]

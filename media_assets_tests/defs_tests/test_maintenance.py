@@ -70,7 +70,7 @@ def test_reconciliation_passes_on_a_clean_store_and_names_orphans(install):
 def test_compaction_keeps_every_row(install):
     ingest_samples(install)
     before = install.arrivals().height
-    run_job(install, "compact_catalog")
+    run_job(install, "index_catalog")
     assert read_index_manifest(install.store)["rows"] == before
     assert install.arrivals().height == before
 

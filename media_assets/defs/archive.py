@@ -1,0 +1,211 @@
+"""The catalog's index and its daily archive: `catalog_index` (the compacted per-content view,
+unpartitioned) and `catalog_archive` (one partition per UTC day of the batch keys), kept up to
+date by a schedule (yesterday, after midnight) and a sensor (late or reprocessed batches)."""
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset,
+    asset_check,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    sensor,
+)
+
+from media_assets.defs.catalog import catalog
+from media_assets.defs.common import STORAGE_RETRY
+from media_assets.defs.resources import MediaStorage
+from media_assets.media.archive import (
+    batch_day,
+    build_day,
+    collect,
+    read_manifest,
+    rows_of_day,
+    schema_problems,
+    verify_stored_day,
+    write_day,
+)
+from media_assets.media.catalog import (
+    SCHEMA_VERSION,
+    compact,
+    content_view,
+    latest_fragments,
+    read_arrivals,
+)
+from media_assets.media.contract import contract, incompatibilities
+from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
+
+ARCHIVE_VERSION = "catalog_archive-1"
+FIRST_DAY = date(2026, 1, 1)
+archive_days = DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), timezone="UTC")
+
+
+@asset(deps=[catalog], code_version="catalog_index-1", retry_policy=STORAGE_RETRY,
+       group_name="archive", kinds={"parquet", "polars"})
+def catalog_index(context: AssetExecutionContext, storage: MediaStorage) -> MaterializeResult:
+    """Every batch's catalog rows compacted into one index sorted by content id: the
+    per-content view the archive and lookups read."""
+    store = storage.store()
+    manifest = compact(store, datetime.now(UTC))
+    view = content_view(read_arrivals(store))
+    counts = view.group_by("status", "media_kind").len().sort("status", "media_kind")
+    return MaterializeResult(metadata={
+        "dagster/row_count": manifest["rows"],
+        "contents": view.height,
+        "batches": len(manifest["fragments"]),
+        "index": MetadataValue.path(store.describe(manifest["index_key"])),
+        "by_status_and_kind": MetadataValue.json(
+            {f"{r['status']}/{r['media_kind']}": r["len"] for r in counts.iter_rows(named=True)}),
+    })
+
+
+@asset(deps=[catalog_index], partitions_def=archive_days, code_version=ARCHIVE_VERSION,
+       backfill_policy=BackfillPolicy.single_run(), retry_policy=STORAGE_RETRY,
+       group_name="archive", kinds={"parquet"})
+def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> None:
+    """Day D: the catalog rows of the batches whose key carries D, as deterministic Parquet
+    plus a manifest (rows, bytes, SHA-256 per file, schema, content ids), verifiable offline
+    with `python -m media_assets.archive verify`. A date range runs as one run."""
+    store = storage.store()
+    arrivals = read_arrivals(store)
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        previous = read_manifest(store, day)
+        if previous is not None:
+            problems = incompatibilities(contract(previous.get("schema_version") or "1"),
+                                         contract())
+            if problems:
+                raise Failure(f"archive {day}: the catalog contract changed incompatibly since "
+                              f"the day was archived ({'; '.join(problems)}); bump the schema "
+                              "version and migrate the archive instead of overwriting it",
+                              allow_retries=False)
+        rows = rows_of_day(arrivals, day)
+        try:
+            files, manifest = build_day(rows, day)
+        except ValueError as exc:
+            raise Failure(f"archive {day}: rows do not fit the catalog contract: {exc}",
+                          allow_retries=False) from exc
+        provenance = {"run_id": context.run.run_id, "created_at": datetime.now(UTC).isoformat(),
+                      "code_version": ARCHIVE_VERSION, "schema_version": SCHEMA_VERSION}
+        written = write_day(store, day, files, manifest, provenance)
+        collect(store, day, written["superseded_files"])
+        context.add_asset_metadata(partition_key=key, metadata={
+            "dagster/row_count": manifest["rows"],
+            "files": len(manifest["files"]),
+            "bytes": sum(f["bytes"] for f in manifest["files"]),
+            "contents": len(manifest["content_ids"]),
+            "changed": written["changed"],
+            "manifest": MetadataValue.path(store.describe(f"archive/catalog/date={key}/"
+                                                          "manifest.json")),
+        })
+
+
+archive_job = define_asset_job("archive_catalog", selection=[catalog_archive],
+                               partitions_def=archive_days,
+                               description="Archive days of the catalog (pick the days).")
+index_job = define_asset_job("index_catalog", selection=[catalog_index],
+                             description="Compact the catalog into its per-content index.")
+
+nightly_archive = build_schedule_from_partitioned_job(
+    archive_job, hour_of_day=0, minute_of_hour=15, default_status=DefaultScheduleStatus.RUNNING)
+
+
+@sensor(job=archive_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+        description="Re-archives the past days whose batches changed (late data, reprocessing).")
+def archive_changed_days(context: SensorEvaluationContext,
+                         storage: MediaStorage) -> SensorResult | SkipReason:
+    store = storage.store()
+    today = datetime.now(UTC).date()
+    fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
+    by_day: dict[str, list[str]] = {}
+    for batch, key in fragments.items():
+        day = batch_day(batch)
+        if FIRST_DAY <= day < today:  # today's partition exists once the day is over
+            by_day.setdefault(day.isoformat(), []).append(key)
+    tokens = {day: hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+              for day, keys in by_day.items()}
+    seen = json.loads(context.cursor) if context.cursor else {}
+    changed = sorted(day for day, token in tokens.items() if seen.get(day) != token)
+    cursor = json.dumps(tokens, sort_keys=True)
+    if not changed:
+        return SkipReason("no archived day has new or changed batches")
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=day, run_key=f"archive:{day}:{tokens[day]}")
+                      for day in changed],
+        cursor=cursor)
+
+
+def _days(context: AssetCheckExecutionContext) -> list[date]:
+    keys = context.partition_keys if context.has_partition_key_range else [context.partition_key]
+    return [date.fromisoformat(k) for k in keys]
+
+
+def _result(failures: dict[str, str], checked: int, **extra) -> AssetCheckResult:
+    return AssetCheckResult(passed=not failures, severity=AssetCheckSeverity.ERROR,
+                            metadata={"days_checked": checked,
+                                      "failures": MetadataValue.json(failures), **extra})
+
+
+@asset_check(asset=catalog_archive, partitions_def=archive_days,
+             description="Every data file still has the size, SHA-256, rows and schema its "
+                         "manifest records.")
+def archive_fixity(context: AssetCheckExecutionContext, storage: MediaStorage) -> AssetCheckResult:
+    store, failures = storage.store(), {}
+    for day in _days(context):
+        problems = verify_stored_day(store, day)
+        if problems:
+            failures[day.isoformat()] = "; ".join(problems)
+    return _result(failures, len(_days(context)))
+
+
+@asset_check(asset=catalog_archive, partitions_def=archive_days,
+             description="The archived row count equals the catalog's rows for the day.")
+def archive_matches_catalog(context: AssetCheckExecutionContext,
+                            storage: MediaStorage) -> AssetCheckResult:
+    store, failures = storage.store(), {}
+    arrivals = read_arrivals(store)
+    for day in _days(context):
+        manifest = read_manifest(store, day)
+        expected = rows_of_day(arrivals, day).height
+        archived = manifest["rows"] if manifest else None
+        if archived != expected:
+            failures[day.isoformat()] = f"archive has {archived} rows, catalog {expected}"
+    return _result(failures, len(_days(context)))
+
+
+@asset_check(asset=catalog_archive, partitions_def=archive_days,
+             description="Each day's schema is the catalog contract (or an older version "
+                         "that newer readers still read).")
+def archive_schema_is_the_contract(context: AssetCheckExecutionContext,
+                                   storage: MediaStorage) -> AssetCheckResult:
+    store, failures = storage.store(), {}
+    for day in _days(context):
+        manifest = read_manifest(store, day)
+        problems = schema_problems(manifest) if manifest else ["no manifest"]
+        if problems:
+            failures[day.isoformat()] = "; ".join(problems)
+    return _result(failures, len(_days(context)), contract_version=SCHEMA_VERSION)
+
+
+archive_assets = [catalog_index, catalog_archive]
+archive_checks = [archive_fixity, archive_matches_catalog, archive_schema_is_the_contract]
+archive_jobs = [archive_job, index_job]
+archive_schedules = [nightly_archive]
+archive_sensors = [archive_changed_days]
