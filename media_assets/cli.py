@@ -16,7 +16,13 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from media_assets.media.catalog import compact, lookup, read_arrivals, stale_derivatives
+from media_assets.media.catalog import (
+    compact,
+    lookup,
+    read_arrivals,
+    read_catalog,
+    stale_derivatives,
+)
 from media_assets.media.manifest import quarantine_records
 from media_assets.media.policy import load_policy
 from media_assets.media.reconcile import reconcile
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     store = LocalObjectStore(args.store)
 
     if args.command == "lookup":
-        matches = lookup(read_arrivals(store), args.query)
+        matches = lookup(read_catalog(store), args.query)
         for row in matches.iter_rows(named=True):
             if row["status"] != "ok":
                 row["quarantine_record"] = quarantine_records(store, row["batch_key"]).get(
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "compact":
         print(json.dumps(compact(store, datetime.now(UTC)) | {"fragments": "..."}, indent=1))
     elif args.command == "reconcile":
-        found = reconcile(store, read_arrivals(store))
+        found = reconcile(store, read_catalog(store))
         print(json.dumps(found.summary(), indent=1))
         return 0 if found.clean else 2
     return 0

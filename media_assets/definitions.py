@@ -25,6 +25,7 @@ from media_assets.defs.checks import batch_checks
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import originals
 from media_assets.defs.jobs import LANE_JOBS
+from media_assets.defs.lifecycle import lifecycle_jobs, lifecycle_schedules
 from media_assets.defs.maintenance import (
     maintenance_checks,
     maintenance_jobs,
@@ -50,8 +51,8 @@ defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
             *av_assets, catalog, *archive_assets],
     asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks],
-    jobs=[*LANE_JOBS.values(), *archive_jobs, *maintenance_jobs],
-    schedules=[*maintenance_schedules, *archive_schedules],
+    jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs],
+    schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors],
     resources={
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),

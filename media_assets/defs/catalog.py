@@ -134,7 +134,7 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
             "gps_present": meta.get("gps_present"),
             "creator": meta.get("artist"),
             "rights": meta.get("copyright") or (meta.get("tags") or {}).get("copyright"),
-            "retention": "indefinite",
+            "retention": rules.retention.class_of(entry["source_name"]),
             "metadata_json": json.dumps(meta, sort_keys=True) if meta else None,
             "derivatives": _derivatives(store, cid, kind, rules, previous.get(cid, []))
             if status == "ok" else [],

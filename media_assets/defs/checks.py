@@ -24,6 +24,7 @@ from media_assets.media.catalog import read_batch_fragment
 from media_assets.media.intake import hash_file
 from media_assets.media.layout import spec_output_key
 from media_assets.media.manifest import quarantine_records
+from media_assets.media.retention import purged_contents
 
 
 def check_result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckResult:
@@ -57,10 +58,14 @@ def store_is_usable(context: AssetCheckExecutionContext,
 def originals_fixity(context: AssetCheckExecutionContext,
                      storage: MediaStorage) -> AssetCheckResult:
     store = storage.store()
-    failures, checked = {}, 0
+    failures, checked, skipped = {}, 0, {}
+    purged = purged_contents(store)
     for key in partition_keys(context):
         files = stored_files(require_intake(store, key), ("image", "video", "audio", "sidecar"))
         for cid, entry in files.items():
+            if cid in purged:
+                skipped[entry["source_name"]] = f"original purged: {purged[cid]}"
+                continue
             checked += 1
             if not store.exists(entry["original_key"]):
                 failures[entry["source_name"]] = "original missing from the store"
@@ -68,7 +73,7 @@ def originals_fixity(context: AssetCheckExecutionContext,
             with store.local_path(entry["original_key"]) as path:
                 if hash_file(path) != cid:
                     failures[entry["source_name"]] = "bytes no longer match the content id"
-    return check_result(failures, checked)
+    return check_result(failures, checked, skipped_purged=MetadataValue.json(skipped))
 
 
 def _derivative_check(asset_name: str, derivative: str):

@@ -94,6 +94,11 @@ def process_files(
         quarantine_failure(store, entries[cid], outcome.error, batch_key=context.partition_key,
                            stage=stage, run_id=context.run.run_id)
 
+    purged = [e["source_name"] for e in entries.values() if not store.exists(e["original_key"])]
+    if purged:  # retention removed them: nothing to work from, nothing is lost
+        context.log.warning(f"{stage}: {len(purged)} originals were purged by retention and "
+                            f"are skipped (e.g. {purged[0]})")
+        entries = {cid: e for cid, e in entries.items() if e["source_name"] not in purged}
     with local_originals(store, entries) as paths:
         workers.run([(cid, timed_call, task(cid, paths[cid])) for cid in entries], limits,
                     on_outcome=settle, timeout=timeout)

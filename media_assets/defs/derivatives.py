@@ -17,21 +17,13 @@ from dagster import (
     multi_asset,
 )
 
-from media_assets.defs.common import (
-    STORAGE_RETRY,
-    local_originals,
-    quarantine_failure,
-    require_intake,
-    stored_images,
-)
+from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.contact_sheet import contact_sheet, data_uri
 from media_assets.media.images import render_derivatives
 from media_assets.media.layout import spec_output_key
-from media_assets.media.manifest import quarantine_records, save_step_timings
-from media_assets.media.pool import Outcome, timed_call
 
 # Asset name -> derivative name in the policy.
 DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
@@ -56,43 +48,29 @@ def image_derivatives(
 ):
     """Render the selected derivatives of the batch's images, skipping existing outputs."""
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
-    manifest = require_intake(store, batch_key)
     selected = [a.to_user_string() for a in context.selected_asset_keys]
     specs = [rules.derivative(DERIVATIVE_ASSETS[name]) for name in selected]
-    images = stored_images(manifest, exclude=set(quarantine_records(store, batch_key)))
+    images = batch_files(store, batch_key, ("image",))
     todo = {cid: [s for s in specs if not store.exists(spec_output_key(s, cid))] for cid in images}
     todo = {cid: needed for cid, needed in todo.items() if needed}
 
     draft_edge = max(spec.long_edge for spec in rules.derivatives)
     render = functools.partial(render_derivatives, draft_edge=draft_edge)
     started = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix="derive-"))
     by_name = {spec.name: spec for spec in specs}
-    timings: dict[str, float] = {}
-    failed: set[str] = set()
+    with tempfile.TemporaryDirectory(dir=store.staging_dir(), prefix="derive-") as scratch:
 
-    def store_outcome(cid: str, outcome: Outcome) -> None:
-        """Store each file's derivatives as soon as they are rendered (or quarantine it)."""
-        if outcome.ok:
-            rendered, timings[cid] = outcome.value
+        def keep(cid: str, rendered: dict[str, Any]) -> None:
+            """Store each file's derivatives as soon as they are rendered."""
             for name, item in rendered.items():
                 store.put_file(spec_output_key(by_name[name], cid), item.path)
-            shutil.rmtree(scratch / cid, ignore_errors=True)
-            return
-        failed.add(cid)
-        quarantine_failure(store, images[cid], outcome.error, batch_key=batch_key,
-                           stage="derivatives", run_id=context.run.run_id)
+            shutil.rmtree(Path(scratch) / cid, ignore_errors=True)
 
-    try:
-        with local_originals(store, {cid: images[cid] for cid in todo}) as paths:
-            workers.run(
-                [(cid, timed_call, (render, paths[cid], todo[cid], scratch / cid,
-                                    rules.limits.max_pixels)) for cid in todo],
-                rules.limits, on_outcome=store_outcome,
-            )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    save_step_timings(store, batch_key, "derivatives", timings)
+        failed = process_files(
+            context, store, workers, rules.limits, {cid: images[cid] for cid in todo},
+            lambda cid, path: (render, path, todo[cid], Path(scratch) / cid,
+                               rules.limits.max_pixels),
+            keep, stage="derivatives")
     elapsed = time.perf_counter() - started
 
     for name, spec in zip(selected, specs, strict=True):
@@ -100,7 +78,8 @@ def image_derivatives(
         metadata: dict[str, Any] = {
             "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
             "files": len(keys),
-            "rendered": sum(spec in todo.get(cid, []) for cid in images if cid not in failed),
+            "rendered": sum(spec in todo.get(cid, []) and store.exists(spec_output_key(spec, cid))
+                            for cid in images if cid not in failed),
             "quarantined": len(failed),
             "seconds": round(elapsed, 3),
         }

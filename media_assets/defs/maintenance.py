@@ -36,6 +36,7 @@ from media_assets.media.catalog import (
     latest_fragments,
     lookup,
     read_arrivals,
+    read_catalog,
     stale_derivatives,
 )
 from media_assets.media.contact_sheet import data_uri
@@ -59,7 +60,7 @@ class LookupConfig(Config):
 @op(description="Find a file by source name or content id: batch, run, derivatives, row.")
 def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaStorage) -> None:
     store = storage.store()
-    arrivals = read_arrivals(store)
+    arrivals = read_catalog(store)
     matches = lookup(arrivals, config.query)
     if matches.is_empty():
         context.add_output_metadata({"matches": 0})
@@ -115,7 +116,7 @@ def lookup_file():
              "originals, no missing originals or derivatives, no duplicated arrival rows.")
 def store_reconciles_with_catalog(storage: MediaStorage) -> AssetCheckResult:
     store = storage.store()
-    found = reconcile(store, read_arrivals(store))
+    found = reconcile(store, read_catalog(store))
     return AssetCheckResult(
         passed=found.clean, severity=AssetCheckSeverity.ERROR,
         metadata={"contents_checked": found.checked_contents,

@@ -19,6 +19,7 @@ from media_assets.media.layout import (
 )
 from media_assets.media.links import with_links
 from media_assets.media.policy import Policy
+from media_assets.media.retention import read_lifecycle, with_lifecycle
 
 SCHEMA_VERSION = "2"  # 2: video/audio columns and links (nullable: v1 rows still read)
 
@@ -133,6 +134,12 @@ def read_arrivals(store: Any) -> pl.DataFrame:
     if not frames:
         return empty_arrivals()
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def read_catalog(store: Any) -> pl.DataFrame:
+    """Arrival rows plus each content's lifecycle: `tier` (hot / cold / null once purged)
+    and `purged_at`. What people read; `read_arrivals` is what the catalog stores."""
+    return with_lifecycle(read_arrivals(store), read_lifecycle(store))
 
 
 def compact(store: Any, now: datetime) -> dict[str, Any]:

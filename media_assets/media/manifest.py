@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from media_assets.media.audit import append, audit_record
 from media_assets.media.layout import (
     OPEN_BATCHES_PREFIX,
     batch_manifest_key,
@@ -81,6 +82,8 @@ def quarantine(store: Any, *, bytes_path: Path | None, content_id: str, batch_ke
         "bytes_key": blob,
     }
     store.put_bytes(quarantine_record_key(batch_key, content_id, source_name), _dump(record))
+    append(store, [audit_record("quarantine", content_id, source=source_name, target=blob,
+                                reason=reason, run_id=run_id, now=now)])
     return blob
 
 

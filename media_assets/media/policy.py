@@ -89,6 +89,45 @@ class WaveformSpec(_Hashed):
 
 
 @dataclass(frozen=True)
+class RetentionClass:
+    """When a class's originals go to the cold tier and when they are purged (None = never).
+    Derivatives, metadata and catalog rows are kept either way."""
+
+    cold_after_days: float | None = None
+    purge_after_days: float | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    default_class: str = "standard"
+    classes: dict[str, RetentionClass] = field(default_factory=lambda: {
+        "standard": RetentionClass(cold_after_days=30),
+        "ephemeral": RetentionClass(purge_after_days=7),
+        "permanent": RetentionClass(),
+    })
+    folders: dict[str, str] = field(default_factory=dict)  # inbox sub-folder -> class
+    quarantine_purge_after_days: float | None = 14
+
+    def class_of(self, source_name: str) -> str:
+        """The class of the deepest configured inbox folder holding the file, else default."""
+        matches = [folder for folder in self.folders
+                   if source_name.startswith(folder.rstrip("/") + "/")]
+        return self.folders[max(matches, key=len)] if matches else self.default_class
+
+
+def _retention(raw: dict[str, Any]) -> Retention:
+    raw = dict(raw)
+    classes = raw.pop("classes", None)
+    retention = Retention(**raw) if classes is None else Retention(
+        classes={name: RetentionClass(**(spec or {})) for name, spec in classes.items()}, **raw)
+    unknown = {retention.default_class, *retention.folders.values()} - set(retention.classes)
+    if unknown:
+        raise ValueError(f"retention: unknown classes {sorted(unknown)}; "
+                         f"defined: {sorted(retention.classes)}")
+    return retention
+
+
+@dataclass(frozen=True)
 class VideoPolicy:
     rendition: RenditionSpec = field(default_factory=RenditionSpec)
     poster_at: float = 0.1  # fraction of the duration where the poster frame is looked for
@@ -147,6 +186,7 @@ class Policy:
     )
     video: VideoPolicy = field(default_factory=VideoPolicy)
     audio: AudioPolicy = field(default_factory=AudioPolicy)
+    retention: Retention = field(default_factory=Retention)
     freshness_minutes: float = 10.0
     source_digest: str = "defaults"
 
@@ -201,6 +241,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         video=VideoPolicy(rendition=_rendition(video.pop("rendition", {}) or {}), **video),
         audio=AudioPolicy(preview=AudioPreviewSpec(**(audio.pop("preview", {}) or {})),
                           waveform=WaveformSpec(**(audio.pop("waveform", {}) or {})), **audio),
+        retention=_retention(raw.pop("retention", {}) or {}),
         freshness_minutes=float(raw.pop("freshness_minutes", 10.0)),
         source_digest=source_digest,
         **_reject_unknown(raw),

@@ -36,6 +36,8 @@ def reconcile(store: Any, arrivals: pl.DataFrame) -> Reconciliation:
     known = set(arrivals["original_key"].drop_nulls()) if arrivals.height else set()
     result.orphan_originals = [k for k in store.list("originals/") if k not in known]
     for row in ok.unique(["content_id", "original_key"]).iter_rows(named=True):
+        if row.get("purged_at"):
+            continue  # retention purged it on purpose (audit log, lifecycle state)
         if not row["original_key"] or not store.exists(row["original_key"]):
             result.missing_originals.append(f"{row['content_id']} ({row['source_name']})")
     wanted = {d["key"] for derivatives in ok["derivatives"].to_list() for d in derivatives or []}

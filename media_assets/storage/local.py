@@ -43,15 +43,50 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 
 
 class LocalObjectStore:
-    """Objects as files under `root`; temp file + fsync + rename for every write."""
+    """Objects as files under `root`; temp file + fsync + rename for every write.
+
+    Storage tiers: a `cold` object lives under `root/.cold/` with the same key (S3 would
+    change its storage class instead); every read finds it wherever it is."""
+
+    TIERS = ("hot", "cold")
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self.cold_root = self.root / ".cold"
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/"):
             raise ValueError(f"invalid key {key!r}")
         return self.root / key
+
+    def _cold(self, key: str) -> Path:
+        return self.cold_root / self._path(key).relative_to(self.root)
+
+    def _find(self, key: str) -> Path:
+        """Where the object is: its hot path, else its cold path (else the hot path)."""
+        hot = self._path(key)
+        if hot.is_file():
+            return hot
+        cold = self._cold(key)
+        return cold if cold.is_file() else hot
+
+    def tier(self, key: str) -> str | None:
+        if self._path(key).is_file():
+            return "hot"
+        return "cold" if self._cold(key).is_file() else None
+
+    def set_tier(self, key: str, tier: str) -> None:
+        """Move an object to another tier (atomically; its key does not change)."""
+        if tier not in self.TIERS:
+            raise ValueError(f"unknown tier {tier!r}; tiers are {self.TIERS}")
+        source = self._find(key)
+        target = self._path(key) if tier == "hot" else self._cold(key)
+        if source == target:
+            return
+        with classify_os_errors():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            fsync_dir(target.parent)
 
     def staging_dir(self) -> Path:
         """A scratch folder on the store's filesystem, so staged files move in by rename."""
@@ -112,37 +147,43 @@ class LocalObjectStore:
 
     def open_read(self, key: str) -> BinaryIO:
         with classify_os_errors():
-            return open(self._path(key), "rb")
+            return open(self._find(key), "rb")
 
     def read_bytes(self, key: str) -> bytes:
         with classify_os_errors():
-            return self._path(key).read_bytes()
+            return self._find(key).read_bytes()
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return self._path(key).is_file() or self._cold(key).is_file()
 
     def size(self, key: str) -> int:
-        return self._path(key).stat().st_size
+        return self._find(key).stat().st_size
 
     def list(self, prefix: str) -> Iterator[str]:
-        """Keys under `prefix` (a folder-like prefix), in sorted order, temp files skipped."""
-        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
-        if not base.is_dir():
+        """Keys under `prefix` (a folder-like prefix) in every tier, sorted, temp files
+        skipped."""
+        keys = set(self._walk(self.root, prefix)) | set(self._walk(self.cold_root, prefix))
+        yield from sorted(keys)
+
+    def _walk(self, top: Path, prefix: str) -> Iterator[str]:
+        base = top / prefix.strip("/") if prefix.strip("/") else top
+        if ".." in prefix.split("/") or not base.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if TEMP_MARK in name or name.startswith("."):
                     continue
-                yield Path(dirpath, name).relative_to(self.root).as_posix()
+                yield Path(dirpath, name).relative_to(top).as_posix()
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+        for path in (self._path(key), self._cold(key)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        path = self._path(key)
+        path = self._find(key)
         if not path.is_file():
             raise FileNotFoundError(f"no object {key!r} in {self.root}")
         yield path

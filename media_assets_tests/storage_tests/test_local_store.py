@@ -68,3 +68,17 @@ def test_inbox_ignores_dotfiles_and_partial_downloads(tmp_path: Path):
         (tmp_path / name).write_bytes(b"data")
     assert [e.name for e in inbox.list_entries()] == ["photo.jpg", "sub/b.png"]
     assert inbox.read_header("photo.jpg", 2) == b"da"
+
+
+def test_an_object_moved_to_the_cold_tier_keeps_its_key_and_stays_readable(tmp_path):
+    store = LocalObjectStore(tmp_path / "store")
+    store.put_bytes("originals/ab/cd/x.jpg", b"pixels")
+    assert store.tier("originals/ab/cd/x.jpg") == "hot"
+    store.set_tier("originals/ab/cd/x.jpg", "cold")
+    assert store.tier("originals/ab/cd/x.jpg") == "cold"
+    assert store.read_bytes("originals/ab/cd/x.jpg") == b"pixels"
+    assert list(store.list("originals/")) == ["originals/ab/cd/x.jpg"]
+    with store.local_path("originals/ab/cd/x.jpg") as path:
+        assert path.read_bytes() == b"pixels"
+    store.delete("originals/ab/cd/x.jpg")
+    assert store.tier("originals/ab/cd/x.jpg") is None and not store.exists("originals/ab/cd/x.jpg")

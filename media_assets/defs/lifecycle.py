@@ -1,0 +1,72 @@
+"""Retention from the launchpad and on a schedule: originals to the cold tier or purged, and
+quarantined bytes purged, as the policy's retention classes say; a dry run shows the plan."""
+
+from datetime import UTC, datetime
+
+from dagster import (
+    Config,
+    DefaultScheduleStatus,
+    MetadataValue,
+    OpExecutionContext,
+    RunRequest,
+    job,
+    op,
+    schedule,
+)
+from pydantic import Field
+
+from media_assets.defs.common import table
+from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media.catalog import read_catalog
+from media_assets.media.manifest import all_quarantine_records
+from media_assets.media.retention import apply_retention as apply_plan
+from media_assets.media.retention import describe, plan_retention
+
+
+class RetentionConfig(Config):
+    dry_run: bool = Field(default=True, description="Only show what is due; change nothing.")
+    as_of: str = Field(default="", description="Judge ages as of this ISO time (default now).")
+
+
+@op(description="Move or purge what the retention classes say is due; record it in the audit "
+                "log and the catalog's lifecycle state.")
+def retention_op(context: OpExecutionContext, config: RetentionConfig, storage: MediaStorage,
+                 policy: PolicyResource) -> None:
+    store, rules = storage.store(), policy.load()
+    now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    actions = plan_retention(read_catalog(store), all_quarantine_records(store),
+                             rules.retention, now, store.tier)
+    if not config.dry_run:
+        apply_plan(store, actions, run_id=context.run.run_id, now=now)
+    counts: dict[str, int] = {}
+    for action in actions:
+        counts[action.action] = counts.get(action.action, 0) + 1
+    context.add_output_metadata({
+        "dry_run": config.dry_run,
+        "as_of": now.isoformat(),
+        "due": MetadataValue.json(counts),
+        "actions": table(describe(actions), [
+            ("action", "string"), ("content_id", "string"), ("key", "string"),
+            ("retention_class", "string"), ("reason", "string")]),
+    })
+    verb = "would apply" if config.dry_run else "applied"
+    context.log.info(f"retention {verb}: {counts or 'nothing due'}")
+
+
+@job(description="Apply retention (config `dry_run: false` to act; the default only shows the "
+                 "plan).")
+def apply_retention():
+    retention_op()
+
+
+@schedule(job=apply_retention, cron_schedule="0 2 * * *",
+          default_status=DefaultScheduleStatus.STOPPED,
+          description="Daily retention at 02:00 UTC. Off until an operator turns it on.")
+def daily_retention():
+    return RunRequest(run_config={"ops": {"retention_op": {"config": {"dry_run": False}}}})
+
+
+lifecycle_jobs = [apply_retention]
+lifecycle_schedules = [daily_retention]

@@ -1,0 +1,106 @@
+"""Retention classes move originals to the cold tier or purge them (dry run first), purge
+quarantined bytes, log every step in an append-only audit log, and later operations skip
+purged originals with a reason instead of failing."""
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from media_assets.definitions import defs
+from media_assets.media.audit import read_audit
+from media_assets.media.catalog import read_catalog
+from media_assets.media.reconcile import reconcile
+from media_assets.samples import write_sample_images
+
+
+@pytest.fixture
+def two_folders(install):
+    install.set_policy(retention={"folders": {"scratch": "ephemeral"}})
+    write_sample_images(install.inbox / "keep", size=(96, 72))
+    write_sample_images(install.inbox / "scratch", size=(96, 72), seed=9)
+    install.age_inbox()
+    [run] = install.ingest()
+    assert run.success
+    return install, run
+
+
+def retention(install, days: float, dry_run: bool):
+    as_of = (datetime.now(UTC) + timedelta(days=days)).isoformat()
+    result = defs.resolve_job_def("apply_retention").execute_in_process(
+        instance=install.instance, resources=install.sensor_resources(),
+        run_config={"ops": {"retention_op": {"config": {"dry_run": dry_run, "as_of": as_of}}}})
+    assert result.success
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    return event.event_specific_data.metadata["due"].value
+
+
+def rows(install, folder: str) -> pl.DataFrame:
+    return read_catalog(install.store).filter(
+        pl.col("source_name").str.starts_with(folder) & (pl.col("status") == "ok"))
+
+
+# The two folders share one file (logo_alpha.png, same bytes): one original, kept by the
+# more protective class. So 6 of scratch/'s 7 good files are purged.
+
+def test_each_row_carries_the_class_of_its_folder(two_folders):
+    install, _ = two_folders
+    assert set(rows(install, "keep/")["retention"]) == {"standard"}
+    assert set(rows(install, "scratch/")["retention"]) == {"ephemeral"}
+    assert set(read_catalog(install.store).filter(pl.col("status") == "ok")["tier"]) == {"hot"}
+
+
+def test_a_dry_run_shows_what_is_due_and_changes_nothing(two_folders):
+    install, _ = two_folders
+    before = sorted(install.store.list("originals/"))
+    assert retention(install, days=10, dry_run=True) == {"purge": 6}
+    assert sorted(install.store.list("originals/")) == before
+    assert read_audit(install.store).filter(pl.col("action") == "purge").is_empty()
+
+
+def test_ephemeral_originals_are_purged_and_standard_ones_go_cold_later(two_folders):
+    install, _ = two_folders
+    assert retention(install, days=10, dry_run=False) == {"purge": 6}
+    scratch = rows(install, "scratch/").filter(pl.col("source_name") != "scratch/logo_alpha.png")
+    assert scratch["purged_at"].null_count() == 0 and scratch["tier"].null_count() == 6
+    assert not any(install.store.exists(k) for k in scratch["original_key"])
+    assert set(rows(install, "keep/")["tier"]) == {"hot"}
+    assert install.store.exists(rows(install, "scratch/logo_alpha.png")["original_key"][0])
+
+    assert retention(install, days=40, dry_run=False) == {"move": 7, "purge_quarantine": 4}
+    keep = rows(install, "keep/")
+    assert set(keep["tier"]) == {"cold"}
+    for key in keep["original_key"]:
+        assert install.store.tier(key) == "cold" and install.store.read_bytes(key)
+    audit = read_audit(install.store)
+    assert audit.group_by("action").len().sort("action").rows() == [
+        ("move", 7), ("purge", 6), ("purge_quarantine", 4), ("quarantine", 6)]
+    assert set(audit.filter(pl.col("action") == "move")["actor"]) == {"retention"}
+
+
+def test_later_operations_skip_purged_originals_with_a_reason(two_folders):
+    install, run = two_folders
+    retention(install, days=10, dry_run=False)
+    batch = run.dagster_run.tags["dagster/partition"]
+    rerun = install.process(batch)
+    assert rerun.success
+    fixity = next(e for e in rerun.get_asset_check_evaluations()
+                  if e.check_name == "originals_fixity")
+    assert fixity.passed and len(fixity.metadata["skipped_purged"].value) == 6
+
+    install.set_policy(retention={"folders": {"scratch": "ephemeral"}},
+                       derivatives={"thumbnail": {"long_edge": 120, "format": "webp"}})
+    rebuild = install.process(batch, selection=["thumbnails", "catalog"])
+    assert rebuild.success
+    logs = " ".join(entry.user_message for entry in install.instance.all_logs(rebuild.run_id))
+    assert "6 originals were purged by retention and are skipped" in logs
+    assert reconcile(install.store, read_catalog(install.store)).missing_originals == []
+
+
+def test_the_audit_log_is_only_ever_appended_to(two_folders):
+    install, _ = two_folders
+    before = {k: install.store.read_bytes(k) for k in install.store.list("audit/")}
+    retention(install, days=10, dry_run=False)
+    after = {k: install.store.read_bytes(k) for k in install.store.list("audit/")}
+    assert set(before) < set(after)
+    assert all(after[k] == v for k, v in before.items())
