@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from dagster import (
     Config,
     DefaultScheduleStatus,
+    Failure,
     MetadataValue,
     OpExecutionContext,
     RunRequest,
@@ -15,8 +16,10 @@ from dagster import (
 )
 from pydantic import Field
 
+from media_assets.defs.av_metadata import METADATA_VERSIONS
 from media_assets.defs.common import table
 from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media import erasure
 from media_assets.media.catalog import read_catalog
 from media_assets.media.manifest import all_quarantine_records
 from media_assets.media.retention import apply_retention as apply_plan
@@ -68,5 +71,32 @@ def daily_retention():
     return RunRequest(run_config={"ops": {"retention_op": {"config": {"dry_run": False}}}})
 
 
-lifecycle_jobs = [apply_retention]
+class ErasureConfig(Config):
+    content_id: str = Field(description="The full SHA-256 content id to erase everywhere.")
+    reason: str = Field(description="Why (takedown, privacy request, ...): kept in the audit "
+                                    "log; nothing else about the content is.")
+    actor: str = Field(default="operator", description="Who asked for it.")
+
+
+@op(description="Erase one content id everywhere: store, derivatives, quarantine, catalog, "
+                "index and archive days; the audit log records the erasure.")
+def erase_op(context: OpExecutionContext, config: ErasureConfig, storage: MediaStorage,
+             policy: PolicyResource) -> None:
+    if not config.reason.strip():
+        raise Failure("an erasure needs a reason", allow_retries=False)
+    summary = erasure.erase_content(
+        storage.store(), config.content_id.strip().lower(), config.reason,
+        policy=policy.load(), metadata_versions=list(METADATA_VERSIONS.values()),
+        run_id=context.run.run_id, actor=config.actor, now=datetime.now(UTC))
+    context.add_output_metadata({k: MetadataValue.json(v) if isinstance(v, list) else v
+                                 for k, v in summary.items()})
+    context.log.info(f"erased {config.content_id}: {summary}")
+
+
+@job(description="Erase one content everywhere (takedown or privacy request).")
+def erase_content():
+    erase_op()
+
+
+lifecycle_jobs = [apply_retention, erase_content]
 lifecycle_schedules = [daily_retention]
