@@ -19,7 +19,7 @@ from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.audio_preview import render_audio_preview
 from media_assets.media.layout import derivative_key, spec_output_key
-from media_assets.media.manifest import load_step_results, save_step_results
+from media_assets.media.manifest import load_step_results, record_spec, save_step_results
 from media_assets.media.poster import render_still
 from media_assets.media.rendition import render_web_rendition
 from media_assets.media.waveform import render_waveform
@@ -37,8 +37,9 @@ def _scratch(store: Any, prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _result(files: dict[str, dict], todo: dict[str, Any], failed: set[str], started: float,
-            spec: Any, **extra: Any) -> MaterializeResult:
+def _result(store: Any, files: dict[str, dict], todo: dict[str, Any], failed: set[str],
+            started: float, spec: Any, **extra: Any) -> MaterializeResult:
+    record_spec(store, spec)
     return MaterializeResult(metadata={
         "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
         "files": len(files) - len(failed),
@@ -64,7 +65,7 @@ def poster(context: AssetExecutionContext, storage: MediaStorage, policy: Policy
     duration, upright) and of each audio file with embedded cover art; same spec as images."""
     store, rules = storage.store(), policy.load()
     spec = rules.derivative("thumbnail")
-    files = batch_files(store, context.partition_key, ("video", "audio"))
+    files = batch_files(store, context.partition_key, ("video", "audio"), context.log)
     # Audio without cover art has no thumbnail; remembered so a rerun does not look again.
     without_cover = load_step_results(store, context.partition_key, "poster_without_cover")
     todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c)).items()
@@ -85,7 +86,7 @@ def poster(context: AssetExecutionContext, storage: MediaStorage, policy: Policy
             keep, stage="poster", timeout=rules.video.timeout_seconds)
     save_step_results(store, context.partition_key, "poster_without_cover", without_cover)
     with_still = sum(store.exists(spec_output_key(spec, cid)) for cid in files)
-    return _result(files, todo, failed, started, spec, with_thumbnail=with_still)
+    return _result(store, files, todo, failed, started, spec, with_thumbnail=with_still)
 
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
@@ -97,9 +98,9 @@ def web_rendition(context: AssetExecutionContext, storage: MediaStorage, policy:
     rotation baked in. Under `when_needed` a source that already fits is its own rendition."""
     store, rules = storage.store(), policy.load()
     spec = rules.video.rendition
-    files = batch_files(store, context.partition_key, ("video",))
+    files = batch_files(store, context.partition_key, ("video",), context.log)
     if spec.mode == "never":
-        return _result(files, {}, set(), time.perf_counter(), spec, skipped="policy: never")
+        return _result(store, files, {}, set(), time.perf_counter(), spec, skipped="policy: never")
     todo = _missing(store, files, lambda cid: spec_output_key(spec, cid))
     started = time.perf_counter()
     plans: dict[str, dict[str, Any]] = {}
@@ -123,7 +124,7 @@ def web_rendition(context: AssetExecutionContext, storage: MediaStorage, policy:
     recorded = load_step_results(store, context.partition_key, "web_rendition_plans")
     rows = [{"source_name": e["source_name"], **recorded.get(cid, {})}
             for cid, e in files.items() if cid not in failed]
-    return _result(files, todo, failed, started, spec, renditions=table(rows, [
+    return _result(store, files, todo, failed, started, spec, renditions=table(rows, [
         ("source_name", "string"), ("action", "string"), ("reason", "string"),
         ("width", "int"), ("height", "int"), ("fps", "float"), ("rotation", "int")]))
 
@@ -136,7 +137,7 @@ def audio_preview(context: AssetExecutionContext, storage: MediaStorage,
     """The first `audio.preview.seconds` of each audio file as AAC in M4A, 48 kHz stereo."""
     store, rules = storage.store(), policy.load()
     spec = rules.audio.preview
-    files = batch_files(store, context.partition_key, ("audio",))
+    files = batch_files(store, context.partition_key, ("audio",), context.log)
     todo = _missing(store, files, lambda cid: spec_output_key(spec, cid))
     started = time.perf_counter()
     with _scratch(store, "preview-") as scratch:
@@ -150,7 +151,7 @@ def audio_preview(context: AssetExecutionContext, storage: MediaStorage,
             lambda cid, path: (render_audio_preview, path, scratch / f"{cid}.m4a",
                                spec.seconds, spec.bit_rate),
             keep, stage="audio_preview", timeout=rules.audio.timeout_seconds)
-    return _result(files, todo, failed, started, spec)
+    return _result(store, files, todo, failed, started, spec)
 
 
 def waveform_image_key(spec: Any, cid: str) -> str:
@@ -165,7 +166,7 @@ def waveform(context: AssetExecutionContext, storage: MediaStorage, policy: Poli
     """Each audio file's peak envelope (min/max per bucket) as JSON, and a PNG of it."""
     store, rules = storage.store(), policy.load()
     spec = rules.audio.waveform
-    files = batch_files(store, context.partition_key, ("audio",))
+    files = batch_files(store, context.partition_key, ("audio",), context.log)
     todo = _missing(store, files, lambda cid: waveform_image_key(spec, cid))
     started = time.perf_counter()
     with _scratch(store, "waveform-") as scratch:
@@ -179,7 +180,7 @@ def waveform(context: AssetExecutionContext, storage: MediaStorage, policy: Poli
             context, store, workers, rules.limits, todo,
             lambda cid, path: (render_waveform, path, scratch / cid, spec),
             keep, stage="waveform", timeout=rules.audio.timeout_seconds)
-    return _result(files, todo, failed, started, spec)
+    return _result(store, files, todo, failed, started, spec)
 
 
 av_assets = [poster, web_rendition, audio_preview, waveform]

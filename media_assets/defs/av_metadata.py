@@ -66,7 +66,7 @@ def _metadata_asset(name: str, kind: str, version: str, columns: list[tuple[str,
     def _metadata(context: AssetExecutionContext, storage: MediaStorage,
                   policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
         store, rules = storage.store(), policy.load()
-        files = batch_files(store, context.partition_key, (kind,))
+        files = batch_files(store, context.partition_key, (kind,), context.log)
         todo = {cid: e for cid, e in files.items()
                 if not store.exists(metadata_key(cid, version))}
         started = time.perf_counter()

@@ -16,14 +16,13 @@ from dagster import (
 from PIL import Image
 
 from media_assets.defs.catalog import catalog
-from media_assets.defs.common import require_intake, stored_files, stored_images
+from media_assets.defs.common import batch_files, require_intake, stored_files
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.catalog import read_batch_fragment
 from media_assets.media.intake import hash_file
 from media_assets.media.layout import spec_output_key
-from media_assets.media.manifest import quarantine_records
 from media_assets.media.retention import purged_contents
 
 
@@ -85,8 +84,7 @@ def _derivative_check(asset_name: str, derivative: str):
         store, spec = storage.store(), policy.load().derivative(derivative)
         failures, checked = {}, 0
         for key in partition_keys(context):
-            images = stored_images(require_intake(store, key),
-                                   exclude=set(quarantine_records(store, key)))
+            images = batch_files(store, key, ("image",))
             for cid, entry in images.items():
                 checked += 1
                 problem = inspect_image(store, spec_output_key(spec, cid), spec)

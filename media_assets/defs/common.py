@@ -28,6 +28,7 @@ from media_assets.media.manifest import (
 )
 from media_assets.media.policy import Limits
 from media_assets.media.pool import Outcome, timed_call
+from media_assets.media.retention import purged_contents
 
 # Transient storage trouble that outlives the in-step retries fails the step; Dagster then
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.
@@ -66,10 +67,19 @@ def stored_images(manifest: dict[str, Any], exclude: Collection[str] = frozenset
     return stored_files(manifest, ("image",), exclude)
 
 
-def batch_files(store: Any, batch_key: str, kinds: Collection[str]) -> dict[str, dict]:
-    """The batch's stored files of `kinds` that no step has quarantined."""
+def batch_files(store: Any, batch_key: str, kinds: Collection[str],
+                log: Any = None) -> dict[str, dict]:
+    """The batch's stored files of `kinds` that no step has quarantined and whose original
+    retention has not purged (`log` says how many were skipped for that)."""
     manifest = require_intake(store, batch_key)
-    return stored_files(manifest, kinds, exclude=set(quarantine_records(store, batch_key)))
+    files = stored_files(manifest, kinds, exclude=set(quarantine_records(store, batch_key)))
+    purged = purged_contents(store)
+    skipped = [(e["source_name"], purged[cid]) for cid, e in files.items() if cid in purged]
+    if skipped and log is not None:
+        name, why = skipped[0]
+        log.warning(f"{len(skipped)} originals were purged by retention and are skipped "
+                    f"(e.g. {name}: {why})")
+    return {cid: e for cid, e in files.items() if cid not in purged}
 
 
 def process_files(
@@ -94,11 +104,6 @@ def process_files(
         quarantine_failure(store, entries[cid], outcome.error, batch_key=context.partition_key,
                            stage=stage, run_id=context.run.run_id)
 
-    purged = [e["source_name"] for e in entries.values() if not store.exists(e["original_key"])]
-    if purged:  # retention removed them: nothing to work from, nothing is lost
-        context.log.warning(f"{stage}: {len(purged)} originals were purged by retention and "
-                            f"are skipped (e.g. {purged[0]})")
-        entries = {cid: e for cid, e in entries.items() if e["source_name"] not in purged}
     with local_originals(store, entries) as paths:
         workers.run([(cid, timed_call, task(cid, paths[cid])) for cid in entries], limits,
                     on_outcome=settle, timeout=timeout)

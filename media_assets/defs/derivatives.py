@@ -24,6 +24,7 @@ from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResou
 from media_assets.media.contact_sheet import contact_sheet, data_uri
 from media_assets.media.images import render_derivatives
 from media_assets.media.layout import spec_output_key
+from media_assets.media.manifest import record_spec
 
 # Asset name -> derivative name in the policy.
 DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
@@ -50,7 +51,7 @@ def image_derivatives(
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
     selected = [a.to_user_string() for a in context.selected_asset_keys]
     specs = [rules.derivative(DERIVATIVE_ASSETS[name]) for name in selected]
-    images = batch_files(store, batch_key, ("image",))
+    images = batch_files(store, batch_key, ("image",), context.log)
     todo = {cid: [s for s in specs if not store.exists(spec_output_key(s, cid))] for cid in images}
     todo = {cid: needed for cid, needed in todo.items() if needed}
 
@@ -74,6 +75,7 @@ def image_derivatives(
     elapsed = time.perf_counter() - started
 
     for name, spec in zip(selected, specs, strict=True):
+        record_spec(store, spec)
         keys = [spec_output_key(spec, cid) for cid in images if cid not in failed]
         metadata: dict[str, Any] = {
             "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),

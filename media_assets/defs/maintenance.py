@@ -41,7 +41,7 @@ from media_assets.media.catalog import (
 )
 from media_assets.media.contact_sheet import data_uri
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.media.manifest import quarantine_records
+from media_assets.media.manifest import load_spec, quarantine_records
 from media_assets.media.reconcile import reconcile
 
 # (media kind, derivative name in the policy) -> the asset that renders it.
@@ -76,6 +76,7 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
         ]),
         "latest": MetadataValue.json(_jsonable(latest)),
     }
+    metadata["provenance"] = MetadataValue.json(provenance(store, matches, latest))
     linked = linked_rows(arrivals, latest["content_id"])
     if linked:
         metadata["linked_files"] = MetadataValue.json(linked)
@@ -90,6 +91,23 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
             metadata["thumbnail"] = MetadataValue.md(f"![thumbnail]({data_uri(im.copy())})")
     context.add_output_metadata(metadata)
     context.log.info(json.dumps(_jsonable(latest), indent=1))
+
+
+def provenance(store, matches: pl.DataFrame, latest: dict) -> dict:
+    """Where a content came from and what made each of its derivatives."""
+    return {
+        "content_id (SHA-256 of the original)": latest["content_id"],
+        "source_names": sorted(set(matches["source_name"])),
+        "batches": sorted(set(matches["batch_key"])),
+        "run_id": latest["run_id"],
+        "code_versions": json.loads(latest["code_versions"] or "{}"),
+        "policy_version": latest["policy_version"],
+        "original": latest["original_key"],
+        "tier": latest.get("tier"),
+        "derivatives": [{**d, "spec": load_spec(store, d["name"].removesuffix("_image"),
+                                               d["spec_hash"])}
+                        for d in latest["derivatives"] or []],
+    }
 
 
 def linked_rows(arrivals: pl.DataFrame, content_id: str) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ def image_metadata(
 ) -> MaterializeResult:
     """Technical and descriptive metadata of each image in the batch, one JSON per content."""
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
-    images = batch_files(store, batch_key, ("image",))
+    images = batch_files(store, batch_key, ("image",), context.log)
     todo = {cid: e for cid, e in images.items()
             if not store.exists(metadata_key(cid, EXTRACTOR_VERSION))}
     started = time.perf_counter()

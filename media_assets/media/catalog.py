@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -175,8 +176,12 @@ def content_view(arrivals: pl.DataFrame) -> pl.DataFrame:
 
 
 def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:
-    """Arrival rows for a content id (full or a prefix of 8+ hex digits) or a source name."""
+    """Arrival rows for a content id (full or a prefix of 8+ hex digits), a source name, or
+    the key or path of an original or derivative (which names its content id)."""
     query = query.strip()
+    embedded = re.search(r"[0-9a-f]{64}", query.lower())
+    if embedded and embedded.group(0) != query.lower():  # a store key or path: its content id
+        query = embedded.group(0)
     by_id = pl.col("content_id").str.starts_with(query.lower()) if len(query) >= 8 else pl.lit(
         False
     )

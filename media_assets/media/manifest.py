@@ -136,3 +136,16 @@ def unreadable_files(store: Any) -> dict[str, tuple[int, float]]:
         record = json.loads(store.read_bytes(key))
         found[record["name"]] = (record["size"], record["mtime"])
     return found
+
+
+def record_spec(store: Any, spec: Any) -> None:
+    """Keep the spec behind a spec hash (once), so any derivative leads back to its spec."""
+    from dataclasses import asdict
+
+    store.put_bytes_if_absent(f"specs/{spec.name}/{spec.spec_hash}.json",
+                              _dump({**asdict(spec), "spec_hash": spec.spec_hash}))
+
+
+def load_spec(store: Any, name: str, spec_hash: str) -> dict[str, Any] | None:
+    key = f"specs/{name}/{spec_hash}.json"
+    return json.loads(store.read_bytes(key)) if store.exists(key) else None

@@ -119,3 +119,20 @@ def test_a_spec_changed_back_and_forth_is_rebuilt_every_time(install):
         assert install.process(request.partition_key, selection=["previews", "catalog"]).success
     assert len(set(keys)) == 3  # the third change is not mistaken for the first
     assert isinstance(stale_derivatives_sensor(context), SkipReason)
+
+
+def test_a_derivative_leads_back_to_its_original_spec_code_and_run(install):
+    run = ingest_samples(install)
+    row = install.arrivals().filter(install.arrivals()["source_name"] == "web.webp").row(
+        0, named=True)
+    preview = next(d for d in row["derivatives"] if d["name"] == "preview")
+    result = run_job(install, "lookup_file",
+                     {"ops": {"find_file": {"config": {"query": preview["key"]}}}})
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    found = event.event_specific_data.metadata["provenance"].value
+    assert found["content_id (SHA-256 of the original)"] == row["content_id"]
+    assert found["source_names"] == ["web.webp"] and found["run_id"] == run.run_id
+    assert found["code_versions"]["previews"] == "preview-1"
+    spec = next(d["spec"] for d in found["derivatives"] if d["name"] == "preview")
+    assert (spec["long_edge"], spec["format"], spec["spec_hash"]) == (
+        1440, "jpeg", preview["spec_hash"])
