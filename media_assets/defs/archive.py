@@ -4,7 +4,7 @@ date by a schedule (yesterday, after midnight) and a sensor (late or reprocessed
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -35,7 +35,8 @@ from media_assets.defs.resources import MediaStorage
 from media_assets.media.archive import (
     batch_day,
     build_day,
-    collect,
+    collect_due,
+    collect_later,
     read_manifest,
     rows_of_day,
     schema_problems,
@@ -53,6 +54,8 @@ from media_assets.media.contract import contract, incompatibilities
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 
 ARCHIVE_VERSION = "catalog_archive-1"
+# Superseded data files stay this long after their manifest was replaced (readers in flight).
+COLLECT_AFTER = timedelta(hours=1)
 FIRST_DAY = date(2026, 1, 1)
 archive_days = DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), timezone="UTC")
 
@@ -84,6 +87,9 @@ def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> No
     plus a manifest (rows, bytes, SHA-256 per file, schema, content ids), verifiable offline
     with `python -m media_assets.archive verify`. A date range runs as one run."""
     store = storage.store()
+    collected = collect_due(store, datetime.now(UTC), COLLECT_AFTER)
+    if collected:
+        context.log.info(f"collected {len(collected)} superseded archive files")
     arrivals = read_arrivals(store)
     for key in context.partition_keys:
         day = date.fromisoformat(key)
@@ -105,7 +111,7 @@ def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> No
         provenance = {"run_id": context.run.run_id, "created_at": datetime.now(UTC).isoformat(),
                       "code_version": ARCHIVE_VERSION, "schema_version": SCHEMA_VERSION}
         written = write_day(store, day, files, manifest, provenance)
-        collect(store, day, written["superseded_files"])
+        collect_later(store, day, written["superseded_files"], datetime.now(UTC))
         context.add_asset_metadata(partition_key=key, metadata={
             "dagster/row_count": manifest["rows"],
             "files": len(manifest["files"]),

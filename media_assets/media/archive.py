@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -145,11 +145,36 @@ def write_day(store: Any, day: date, files: dict[str, bytes], manifest: dict[str
 
 
 def collect(store: Any, day: date, names: list[str]) -> None:
-    """Delete superseded data files (after readers of the old manifest are done)."""
+    """Delete superseded data files now (an erasure cannot wait for readers)."""
     current = {f["path"] for f in (read_manifest(store, day) or {}).get("files", [])}
     for name in names:
         if name not in current:
             store.delete(day_prefix(day) + name)
+
+
+COLLECT_PREFIX = f"{ARCHIVE_PREFIX}_collect/"
+
+
+def collect_later(store: Any, day: date, names: list[str], now: datetime) -> None:
+    """Note superseded files for collection once readers of the old manifest are done."""
+    if names:
+        key = f"{COLLECT_PREFIX}{now.strftime('%Y%m%dT%H%M%S%f')}-{day.isoformat()}.json"
+        store.put_bytes(key, json.dumps({"day": day.isoformat(), "files": names,
+                                         "superseded_at": now.isoformat()}).encode())
+
+
+def collect_due(store: Any, now: datetime, grace: timedelta) -> list[str]:
+    """Delete the superseded files noted at least `grace` ago; returns what was deleted."""
+    deleted = []
+    for key in store.list(COLLECT_PREFIX):
+        note = json.loads(store.read_bytes(key))
+        if now - datetime.fromisoformat(note["superseded_at"]) < grace:
+            continue
+        day = date.fromisoformat(note["day"])
+        collect(store, day, note["files"])
+        deleted += [day_prefix(day) + name for name in note["files"]]
+        store.delete(key)
+    return deleted
 
 
 def archived_files(root: Path) -> list[Path]:

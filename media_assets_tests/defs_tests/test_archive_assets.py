@@ -1,7 +1,7 @@
 """The archive as Dagster assets: a day of batches archived with its manifest, checked,
 idempotent, re-archived when late data arrives, date ranges in one run, contract enforced."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +92,10 @@ def test_late_data_for_a_day_is_re_archived_by_the_sensor(archived, monkeypatch)
     assert manifest["rows"] == 20
     folder = Path(install.store.describe(day_prefix(DAY)))
     assert len(list((folder / "history").iterdir())) == 1  # the superseded version
+    # The old data file stays for readers of the old manifest, then is collected.
+    assert len(list(folder.glob("part-*"))) == 2
+    monkeypatch.setattr(archive_defs, "COLLECT_AFTER", timedelta(0))
+    assert materialise(install, "archive_catalog", request.partition_key).success
     assert [p.name for p in folder.glob("part-*")] == [manifest["files"][0]["path"]]
 
 
