@@ -33,6 +33,7 @@ from media_assets.defs.maintenance import (
     maintenance_sensors,
 )
 from media_assets.defs.metadata import image_metadata
+from media_assets.defs.operations import operations_jobs
 from media_assets.defs.resources import (
     DecodeWorkers,
     InboxResource,
@@ -51,7 +52,8 @@ defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
             *av_assets, catalog, *archive_assets],
     asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks],
-    jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs],
+    jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs,
+          *operations_jobs],
     schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors],
     resources={

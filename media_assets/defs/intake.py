@@ -58,11 +58,20 @@ def originals(
     files: list[dict[str, Any]] = []
     leaving: list[str] = []  # names whose bytes are safe: they may leave the inbox
     staging = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix="intake-"))
+    released: set[str] = set()  # quarantined files an operator released for another try
     for source in manifest["sources"]:
         name = source.get("inbox")
+        if "quarantine_key" in source:
+            name = source["source_name"]
         if name in previous and previous[name]["status"] in SAFE:
             files.append(previous[name])  # ingested by an earlier run of this batch
-            leaving.append(name)  # (removed only if still the file the batch was made of)
+            if name not in released and "quarantine_key" not in source:
+                leaving.append(name)  # (removed only if still the file the batch was made of)
+        elif "quarantine_key" in source and store.exists(source["quarantine_key"]):
+            with store.local_path(source["quarantine_key"]) as path:
+                inbox_paths[name], sources[name] = path, source
+                released.add(name)
+                tasks.append((name, stage_file, (str(path), str(staging), rules.limits)))
         elif name is not None and drop.exists(name):
             with drop.local_path(name) as path:
                 inbox_paths[name] = path
@@ -84,6 +93,8 @@ def originals(
             entry["duplicate"] = True  # the same bytes twice in one batch
         seen.add(entry.get("content_id"))
         files.append(entry)
+        if name in released:
+            return  # its bytes came from quarantine, not the inbox: nothing leaves
         if entry["status"] in SAFE:
             leaving.append(name)
         elif entry["status"] == "unreadable":

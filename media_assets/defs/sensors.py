@@ -25,6 +25,7 @@ from media_assets.media.batching import (
     classify_lane,
     plan_batches,
 )
+from media_assets.media.control import ingestion_paused
 from media_assets.media.manifest import (
     claimed_inbox_names,
     new_manifest,
@@ -53,6 +54,10 @@ def inbox_sensor(
     policy: PolicyResource,
 ) -> SensorResult | SkipReason:
     store, drop, rules = storage.store(), inbox.inbox(), policy.load()
+    paused = ingestion_paused(store)
+    if paused:
+        return SkipReason(f"ingestion paused since {paused['paused_at']} by {paused['actor']}: "
+                          f"{paused['reason']} (files wait in the inbox; run resume_ingestion)")
     batching = rules.batching
     now = datetime.now(UTC)
     started = time.monotonic()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import av
 from PIL import Image
@@ -20,10 +21,11 @@ _UPRIGHT = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
             270: Image.Transpose.ROTATE_90}
 
 
-def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 600) -> Image.Image:
+def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 120) -> Image.Image:
     """The first keyframe at or after `at_fraction` of the duration (not a black first frame),
-    upright, as RGB. Seeks to the keyframe before the target, then decodes forward; at most
-    `max_frames` frames are decoded, so a file without later keyframes still ends quickly."""
+    upright, as RGB. A forward seek lands on that keyframe and one frame is decoded; where
+    the container cannot seek forward (or no keyframe follows), the frames after the previous
+    keyframe are decoded instead, at most `max_frames` of them."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -32,17 +34,9 @@ def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 600)
             stream.thread_type = "AUTO"
             duration = container.duration / av.time_base if container.duration else 0.0
             target = duration * at_fraction
-            if target > 0 and stream.time_base:
-                container.seek(int(target / stream.time_base), stream=stream, backward=True)
-            chosen = None
-            for count, frame in enumerate(container.decode(stream)):
-                chosen = chosen or frame  # whatever we find first, if nothing better follows
-                at = float(frame.time or 0.0)
-                if at >= target and (frame.key_frame or count >= max_frames // 2):
-                    chosen = frame
-                    break
-                if count >= max_frames:
-                    break
+            chosen = _keyframe_after(container, stream, target)
+            if chosen is None:
+                chosen = _scan_from_previous_keyframe(container, stream, target, max_frames)
             if chosen is None:
                 raise Rejected("corrupt", "no decodable video frame")
             rotation = int(round(-chosen.rotation)) % 360
@@ -52,6 +46,31 @@ def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 600)
     if rotation in _UPRIGHT:
         image = image.transpose(_UPRIGHT[rotation])
     return image.convert("RGB")
+
+
+def _keyframe_after(container: Any, stream: Any, target: float) -> Any:
+    if target <= 0 or not stream.time_base:
+        return None
+    try:
+        container.seek(int(target / stream.time_base), stream=stream, backward=False)
+        frame = next(container.decode(stream), None)
+    except av.FFmpegError:
+        return None
+    if frame is None or float(frame.time or 0.0) + 1e-3 < target:
+        return None  # the demuxer seeks backward only, or nothing follows the target
+    return frame
+
+
+def _scan_from_previous_keyframe(container: Any, stream: Any, target: float,
+                                 max_frames: int) -> Any:
+    container.seek(int(target / stream.time_base) if target > 0 and stream.time_base else 0,
+                   stream=stream, backward=True)
+    chosen = None
+    for count, frame in enumerate(container.decode(stream)):
+        chosen = chosen or frame  # whatever we find first, if nothing better follows
+        if float(frame.time or 0.0) >= target or count >= max_frames:
+            return frame
+    return chosen
 
 
 def render_poster(path: Path, specs: Sequence[DerivativeSpec],

@@ -69,3 +69,18 @@ def test_a_file_without_video_is_rejected(tmp_path):
     garbage.write_bytes(b"not a video" * 50)
     with pytest.raises(Rejected):
         poster_frame(garbage)
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("libx264", "mp4"), ("libvpx-vp9", "webm"),
+                                               ("mpeg4", "avi")])
+def test_the_poster_is_found_by_seeking_not_by_decoding_a_run_of_frames(tmp_path, codec,
+                                                                        suffix):
+    """A forward seek lands on the first keyframe after the target: one frame decoded."""
+    from media_assets.media.poster import _keyframe_after
+    from media_assets.samples.av import write_video
+
+    clip = write_video(tmp_path / f"clip.{suffix}", codec=codec, seconds=4, fps=10, gop=7,
+                       audio=None)
+    with av.open(str(clip)) as container:
+        frame = _keyframe_after(container, container.streams.video[0], 0.4)
+        assert frame.key_frame and 0.4 <= frame.time <= 1.5
