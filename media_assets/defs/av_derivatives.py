@@ -13,7 +13,13 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files, table
+from media_assets.defs.common import (
+    STORAGE_RETRY,
+    RenderConfig,
+    batch_files,
+    process_files,
+    table,
+)
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
@@ -51,16 +57,17 @@ def _result(store: Any, files: dict[str, dict], todo: dict[str, Any], failed: se
     })
 
 
-def _missing(store: Any, files: dict[str, dict], key_for: Callable[[str], str]
-             ) -> dict[str, dict]:
-    return {cid: e for cid, e in files.items() if not store.exists(key_for(cid))}
+def _missing(store: Any, files: dict[str, dict], key_for: Callable[[str], str],
+             force: bool = False) -> dict[str, dict]:
+    """The files whose output is missing (all of them when forced)."""
+    return {cid: e for cid, e in files.items() if force or not store.exists(key_for(cid))}
 
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="poster-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"webp"})
-def poster(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
-           workers: DecodeWorkers) -> MaterializeResult:
+def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
+           policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """The thumbnail of each video (the first keyframe after `video.poster_at` of its
     duration, upright) and of each audio file with embedded cover art; same spec as images."""
     store, rules = storage.store(), policy.load()
@@ -68,8 +75,9 @@ def poster(context: AssetExecutionContext, storage: MediaStorage, policy: Policy
     files = batch_files(store, context.partition_key, ("video", "audio"), context.log)
     # Audio without cover art has no thumbnail; remembered so a rerun does not look again.
     without_cover = load_step_results(store, context.partition_key, "poster_without_cover")
-    todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c)).items()
-            if without_cover.get(cid) != spec.spec_hash}
+    todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c),
+                                                 config.force).items()
+            if config.force or without_cover.get(cid) != spec.spec_hash}
     started = time.perf_counter()
     with _scratch(store, "poster-") as scratch:
 
@@ -92,8 +100,8 @@ def poster(context: AssetExecutionContext, storage: MediaStorage, policy: Policy
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="web_rendition-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"mp4"}, pool=TRANSCODE_POOL)
-def web_rendition(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
-                  workers: DecodeWorkers) -> MaterializeResult:
+def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
+                  policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """Each video as H.264 + AAC in a fast-start MP4: long edge and frame rate capped,
     rotation baked in. Under `when_needed` a source that already fits is its own rendition."""
     store, rules = storage.store(), policy.load()
@@ -101,7 +109,7 @@ def web_rendition(context: AssetExecutionContext, storage: MediaStorage, policy:
     files = batch_files(store, context.partition_key, ("video",), context.log)
     if spec.mode == "never":
         return _result(store, files, {}, set(), time.perf_counter(), spec, skipped="policy: never")
-    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid))
+    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid), config.force)
     started = time.perf_counter()
     plans: dict[str, dict[str, Any]] = {}
     with _scratch(store, "rendition-") as scratch:
@@ -132,13 +140,13 @@ def web_rendition(context: AssetExecutionContext, storage: MediaStorage, policy:
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="audio_preview-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"m4a"})
-def audio_preview(context: AssetExecutionContext, storage: MediaStorage,
+def audio_preview(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
                   policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """The first `audio.preview.seconds` of each audio file as AAC in M4A, 48 kHz stereo."""
     store, rules = storage.store(), policy.load()
     spec = rules.audio.preview
     files = batch_files(store, context.partition_key, ("audio",), context.log)
-    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid))
+    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid), config.force)
     started = time.perf_counter()
     with _scratch(store, "preview-") as scratch:
 
@@ -161,13 +169,13 @@ def waveform_image_key(spec: Any, cid: str) -> str:
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="waveform-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"json", "png"})
-def waveform(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
-             workers: DecodeWorkers) -> MaterializeResult:
+def waveform(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
+             policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """Each audio file's peak envelope (min/max per bucket) as JSON, and a PNG of it."""
     store, rules = storage.store(), policy.load()
     spec = rules.audio.waveform
     files = batch_files(store, context.partition_key, ("audio",), context.log)
-    todo = _missing(store, files, lambda cid: waveform_image_key(spec, cid))
+    todo = _missing(store, files, lambda cid: waveform_image_key(spec, cid), config.force)
     started = time.perf_counter()
     with _scratch(store, "waveform-") as scratch:
 

@@ -10,6 +10,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     Backoff,
+    Config,
     Failure,
     Jitter,
     MetadataValue,
@@ -34,6 +35,13 @@ from media_assets.media.retention import purged_contents
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.
 STORAGE_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
                             jitter=Jitter.PLUS_MINUS)
+
+
+class RenderConfig(Config):
+    """Launchpad config of the derivative assets: `force: true` re-renders every file of the
+    selected batches ("all"), not only the missing or stale ones (the default)."""
+
+    force: bool = False
 
 
 def require_manifest(store: Any, batch_key: str) -> dict[str, Any]:

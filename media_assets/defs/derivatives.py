@@ -17,7 +17,7 @@ from dagster import (
     multi_asset,
 )
 
-from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files
+from media_assets.defs.common import STORAGE_RETRY, RenderConfig, batch_files, process_files
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
@@ -44,15 +44,16 @@ DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
     retry_policy=STORAGE_RETRY,
 )
 def image_derivatives(
-    context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
-    workers: DecodeWorkers,
+    context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
+    policy: PolicyResource, workers: DecodeWorkers,
 ):
     """Render the selected derivatives of the batch's images, skipping existing outputs."""
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
     selected = [a.to_user_string() for a in context.selected_asset_keys]
     specs = [rules.derivative(DERIVATIVE_ASSETS[name]) for name in selected]
     images = batch_files(store, batch_key, ("image",), context.log)
-    todo = {cid: [s for s in specs if not store.exists(spec_output_key(s, cid))] for cid in images}
+    todo = {cid: [s for s in specs if config.force or not store.exists(spec_output_key(s, cid))]
+            for cid in images}
     todo = {cid: needed for cid, needed in todo.items() if needed}
 
     draft_edge = max(spec.long_edge for spec in rules.derivatives)

@@ -1,0 +1,112 @@
+"""The operator's jobs: pause and resume ingestion, reprocess quarantined files after a
+policy change, see what became stale, and verify integrity on demand."""
+
+import polars as pl
+import pytest
+from dagster import AssetKey
+
+from media_assets.definitions import defs
+from media_assets.media.audit import read_audit
+from media_assets.samples import synth_photo, write_sample_images
+
+
+def run(install, job: str, op: str | None = None, config: dict | None = None):
+    run_config = {"ops": {op: {"config": config}}} if op else None
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=install.instance, resources=install.sensor_resources(),
+        run_config=run_config, raise_on_error=False)
+
+
+def output(result) -> dict:
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    return {k: v.value for k, v in event.event_specific_data.metadata.items()}
+
+
+def test_a_paused_inbox_waits_and_says_why_until_resumed(install):
+    assert run(install, "pause_ingestion", "pause_op", {"reason": "storage migration"}).success
+    write_sample_images(install.inbox, size=(64, 48))
+    install.age_inbox()
+    skipped = install.tick()
+    assert "paused" in skipped.skip_message and "storage migration" in skipped.skip_message
+    assert len(list(install.inbox.iterdir())) == 10
+    assert run(install, "resume_ingestion").success
+    assert len(install.tick().run_requests) == 1
+    assert set(read_audit(install.store)["action"]) >= {"pause_ingestion", "resume_ingestion"}
+
+
+def test_files_quarantined_by_a_limit_are_reprocessed_after_it_is_raised(install):
+    install.set_policy(limits={"max_pixels": 10_000})
+    synth_photo((200, 150), seed=3).save(install.inbox / "big.jpg", quality=85)
+    install.age_inbox()
+    [first] = install.ingest()
+    assert first.success
+    [row] = install.arrivals().iter_rows(named=True)
+    assert (row["status"], row["reason"]) == ("quarantined", "too_many_pixels")
+
+    install.set_policy(limits={"max_pixels": 178_000_000})
+    dry = run(install, "reprocess_quarantined", "reprocess_op",
+              {"reasons": ["too_many_pixels"], "why": "limit raised"})
+    assert dry.success and output(dry)["matching"] == 1
+    assert not hasattr(install.tick(), "run_requests")  # a dry run releases nothing
+
+    real = run(install, "reprocess_quarantined", "reprocess_op",
+               {"reasons": ["too_many_pixels"], "why": "limit raised", "dry_run": False})
+    [batch] = output(real)["replay_batches"]
+    [request] = install.tick().run_requests  # the sensor launches the replay batch
+    assert request.partition_key == batch
+    assert install.process(batch, job_name=request.job_name).success
+    replayed = install.arrivals().filter(pl.col("batch_key") == batch).row(0, named=True)
+    assert (replayed["status"], replayed["source_name"]) == ("ok", "big.jpg")
+    [release] = read_audit(install.store).filter(pl.col("action") == "release").to_dicts()
+    assert release["to"] == batch and "limit raised" in release["reason"]
+
+
+def test_the_stale_dry_run_lists_what_a_spec_change_made_stale(install):
+    write_sample_images(install.inbox, size=(64, 48))
+    install.age_inbox()
+    install.ingest()
+    assert output(run(install, "show_stale_derivatives"))["stale_or_missing"] == 0
+    install.set_policy(derivatives={"preview": {"long_edge": 640, "format": "jpeg"}})
+    found = output(run(install, "show_stale_derivatives"))
+    assert found["stale_or_missing"] == 7 and found["batches"] == 1
+
+
+def test_verify_integrity_passes_on_a_sound_store_and_names_a_damaged_original(install):
+    write_sample_images(install.inbox, size=(64, 48))
+    install.age_inbox()
+    install.ingest()
+    clean = run(install, "verify_integrity", "verify_op", {})
+    assert clean.success and output(clean)["clean"] is True
+    key = install.arrivals().filter(pl.col("status") == "ok")["original_key"][0]
+    with install.store.local_path(key) as path:
+        path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    damaged = run(install, "verify_integrity", "verify_op", {})
+    assert not damaged.success
+    [failure] = [e for e in damaged.all_events if e.event_type_value == "STEP_FAILURE"]
+    problems = failure.event_specific_data.user_failure_data.metadata["problems"].value
+    assert problems["originals_not_matching_their_content_id"] == [key]
+
+
+@pytest.mark.parametrize("job", ["pause_ingestion", "reprocess_quarantined", "verify_integrity",
+                                 "show_stale_derivatives", "apply_retention", "erase_content"])
+def test_every_operator_job_has_a_description_for_the_launchpad(job):
+    assert defs.resolve_job_def(job).description
+
+
+def test_rebuild_all_re_renders_existing_derivatives_when_forced(install):
+    write_sample_images(install.inbox, size=(64, 48))
+    install.age_inbox()
+    [run_result] = install.ingest()
+    batch = run_result.dagster_run.tags["dagster/partition"]
+    job = defs.resolve_job_def("process_images").get_subset(
+        asset_selection={AssetKey("thumbnails"), AssetKey("catalog")})
+
+    def rendered(force: bool) -> int:
+        result = job.execute_in_process(
+            partition_key=batch, instance=install.instance, resources=install.resources(),
+            run_config={"ops": {"image_derivatives": {"config": {"force": force}}}})
+        [m] = result.asset_materializations_for_node("image_derivatives")
+        return m.metadata["rendered"].value
+
+    assert rendered(force=False) == 0  # "missing": nothing is missing
+    assert rendered(force=True) == 7  # "all"
