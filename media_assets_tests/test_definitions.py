@@ -84,3 +84,14 @@ def test_the_media_core_and_storage_never_import_dagster():
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 assert not any(n.split(".")[0] == "dagster" for n in names), path
+
+
+def test_every_asset_explains_itself_in_the_catalog():
+    from media_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and node.owners == ["team:media-platform"], key
+        assert node.group_name in {"ingest", "derivatives", "catalog", "archive"}, key
+        assert node.kinds and "media_assets/media" in node.tags, key

@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -19,6 +20,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    ScheduleDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -31,7 +33,8 @@ from dagster import (
 
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import STORAGE_RETRY
-from media_assets.defs.resources import MediaStorage
+from media_assets.defs.partitions import OWNERS, media_tags
+from media_assets.defs.resources import InboxResource, MediaStorage
 from media_assets.media.archive import (
     batch_day,
     build_day,
@@ -52,6 +55,7 @@ from media_assets.media.catalog import (
 )
 from media_assets.media.contract import contract, incompatibilities
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
+from media_assets.media.manifest import claimed_inbox_names
 
 ARCHIVE_VERSION = "catalog_archive-1"
 # Superseded data files stay this long after their manifest was replaced (readers in flight).
@@ -61,27 +65,49 @@ archive_days = DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), timez
 
 
 @asset(deps=[catalog], code_version="catalog_index-1", retry_policy=STORAGE_RETRY,
-       group_name="archive", kinds={"parquet", "polars"})
-def catalog_index(context: AssetExecutionContext, storage: MediaStorage) -> MaterializeResult:
+       group_name="archive", kinds={"parquet", "polars"}, owners=OWNERS,
+       tags=media_tags("all"))
+def catalog_index(context: AssetExecutionContext, storage: MediaStorage,
+                  inbox: InboxResource) -> MaterializeResult:
     """Every batch's catalog rows compacted into one index sorted by content id: the
-    per-content view the archive and lookups read."""
+    per-content view the archive and lookups read. Its metadata counts files by status,
+    quarantine reason and media kind, and what is still pending: the UI plots each count
+    over time (asset → Plots)."""
     store = storage.store()
     manifest = compact(store, datetime.now(UTC))
     view = content_view(read_arrivals(store))
-    counts = view.group_by("status", "media_kind").len().sort("status", "media_kind")
+    claimed, open_batches = claimed_inbox_names(store)
+    waiting = sum(1 for entry in inbox.inbox().list_entries() if entry.name not in claimed)
     return MaterializeResult(metadata={
         "dagster/row_count": manifest["rows"],
         "contents": view.height,
         "batches": len(manifest["fragments"]),
         "index": MetadataValue.path(store.describe(manifest["index_key"])),
-        "by_status_and_kind": MetadataValue.json(
-            {f"{r['status']}/{r['media_kind']}": r["len"] for r in counts.iter_rows(named=True)}),
+        "pending_in_inbox": waiting,
+        "pending_in_open_batches": sum(len(m["sources"]) for m in open_batches),
+        **summary_counts(view),
     })
+
+
+def summary_counts(view: pl.DataFrame) -> dict[str, int]:
+    """Numeric counts by status, quarantine reason and media kind (one plot each)."""
+    counts = {"processed": 0, "quarantined": 0}
+    if view.is_empty():
+        return counts
+    for status, n in view.group_by("status").len().iter_rows():
+        counts["processed" if status == "ok" else str(status)] = n
+    quarantined = view.filter(pl.col("status") == "quarantined")
+    for reason, n in quarantined.group_by("reason").len().iter_rows():
+        counts[f"quarantined_{reason}"] = n
+    ok = view.filter(pl.col("status") == "ok")
+    for kind, n in ok.group_by("media_kind").len().iter_rows():
+        counts[f"kind_{kind}"] = n
+    return counts
 
 
 @asset(deps=[catalog_index], partitions_def=archive_days, code_version=ARCHIVE_VERSION,
        backfill_policy=BackfillPolicy.single_run(), retry_policy=STORAGE_RETRY,
-       group_name="archive", kinds={"parquet"})
+       group_name="archive", kinds={"parquet"}, owners=OWNERS, tags=media_tags("all"))
 def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> None:
     """Day D: the catalog rows of the batches whose key carries D, as deterministic Parquet
     plus a manifest (rows, bytes, SHA-256 per file, schema, content ids), verifiable offline
@@ -129,6 +155,9 @@ archive_job = define_asset_job("archive_catalog", selection=[catalog_archive],
 index_job = define_asset_job("index_catalog", selection=[catalog_index],
                              description="Compact the catalog into its per-content index.")
 
+hourly_index = ScheduleDefinition(job=index_job, cron_schedule="5 * * * *",
+                                  default_status=DefaultScheduleStatus.RUNNING,
+                                  description="Compact the catalog and record its counts hourly.")
 nightly_archive = build_schedule_from_partitioned_job(
     archive_job, hour_of_day=0, minute_of_hour=15, default_status=DefaultScheduleStatus.RUNNING)
 
@@ -213,5 +242,5 @@ def archive_schema_is_the_contract(context: AssetCheckExecutionContext,
 archive_assets = [catalog_index, catalog_archive]
 archive_checks = [archive_fixity, archive_matches_catalog, archive_schema_is_the_contract]
 archive_jobs = [archive_job, index_job]
-archive_schedules = [nightly_archive]
+archive_schedules = [nightly_archive, hourly_index]
 archive_sensors = [archive_changed_days]

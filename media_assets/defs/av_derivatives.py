@@ -21,7 +21,7 @@ from media_assets.defs.common import (
     table,
 )
 from media_assets.defs.intake import originals
-from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.audio_preview import render_audio_preview
 from media_assets.media.layout import derivative_key, spec_output_key
@@ -65,7 +65,7 @@ def _missing(store: Any, files: dict[str, dict], key_for: Callable[[str], str],
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="poster-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"webp"})
+       kinds={"webp"}, owners=OWNERS, tags=media_tags("video", "audio"))
 def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
            policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """The thumbnail of each video (the first keyframe after `video.poster_at` of its
@@ -99,7 +99,7 @@ def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaS
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="web_rendition-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"mp4"}, pool=TRANSCODE_POOL)
+       kinds={"mp4"}, pool=TRANSCODE_POOL, owners=OWNERS, tags=media_tags("video"))
 def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
                   policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """Each video as H.264 + AAC in a fast-start MP4: long edge and frame rate capped,
@@ -139,7 +139,7 @@ def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage:
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="audio_preview-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"m4a"})
+       kinds={"m4a"}, owners=OWNERS, tags=media_tags("audio"))
 def audio_preview(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
                   policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """The first `audio.preview.seconds` of each audio file as AAC in M4A, 48 kHz stereo."""
@@ -168,7 +168,7 @@ def waveform_image_key(spec: Any, cid: str) -> str:
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="waveform-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"json", "png"})
+       kinds={"json", "png"}, owners=OWNERS, tags=media_tags("audio"))
 def waveform(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
              policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """Each audio file's peak envelope (min/max per bucket) as JSON, and a PNG of it."""

@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files, table
 from media_assets.defs.intake import originals
 from media_assets.defs.metadata import EXTRACTOR_VERSION, load_metadata
-from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.av_probe import probe_av
 from media_assets.media.layout import metadata_key
@@ -62,6 +62,8 @@ def _metadata_asset(name: str, kind: str, version: str, columns: list[tuple[str,
         group_name="ingest",
         kinds={"python", "json"},
         description=description,
+        owners=OWNERS,
+        tags=media_tags(kind),
     )
     def _metadata(context: AssetExecutionContext, storage: MediaStorage,
                   policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:

@@ -15,7 +15,7 @@ from media_assets.defs.common import STORAGE_RETRY, require_intake, table
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import INTAKE_VERSION
 from media_assets.defs.metadata import image_metadata, load_metadata
-from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.av_probe import probe_av
 from media_assets.media.catalog import fragment_bytes, fragment_key, read_batch_fragment
@@ -34,6 +34,8 @@ CATALOG_VERSION = "catalog-1"
     code_version=CATALOG_VERSION,
     retry_policy=STORAGE_RETRY,
     group_name="catalog",
+    owners=OWNERS,
+    tags=media_tags("all"),
     kinds={"parquet", "polars"},
 )
 def catalog(
@@ -60,12 +62,13 @@ def catalog(
         "duplicates": sum(bool(r["duplicate"]) for r in rows),
         "fragment": MetadataValue.path(store.describe(key)),
         "policy_version": rules.stamp,
-        "rows": table(rows, [
+        "rows": table([{**r, "derivative_keys": " ".join(d["key"] for d in r["derivatives"])}
+                       for r in rows], [
             ("source_name", "string"), ("content_id", "string"), ("status", "string"),
             ("reason", "string"), ("media_kind", "string"), ("media_type", "string"),
             ("width", "int"), ("height", "int"), ("duration_seconds", "float"),
-            ("bytes", "int"), ("intake_ms", "float"),
-            ("derivatives_ms", "float"),
+            ("bytes", "int"), ("intake_ms", "float"), ("metadata_ms", "float"),
+            ("derivatives_ms", "float"), ("derivative_keys", "string"),
         ]),
     })
 

@@ -19,7 +19,7 @@ from dagster import (
 
 from media_assets.defs.common import STORAGE_RETRY, RenderConfig, batch_files, process_files
 from media_assets.defs.intake import originals
-from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.contact_sheet import contact_sheet, data_uri
 from media_assets.media.images import render_derivatives
@@ -34,9 +34,11 @@ DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
     specs=[
         AssetSpec("thumbnails", deps=[originals], partitions_def=batch_partitions,
                   code_version="thumbnail-1", group_name="derivatives", kinds={"webp"},
+                  owners=OWNERS, tags=media_tags("image"),
                   description="Thumbnails (policy default: 250 px long edge, WebP q80)."),
         AssetSpec("previews", deps=[originals], partitions_def=batch_partitions,
                   code_version="preview-1", group_name="derivatives", kinds={"jpeg"},
+                  owners=OWNERS, tags=media_tags("image"),
                   description="Previews (policy default: 1440 px long edge, JPEG q80)."),
     ],
     can_subset=True,

@@ -12,7 +12,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from media_assets.defs.common import STORAGE_RETRY, require_manifest, table
-from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import (
     DecodeWorkers,
     InboxResource,
@@ -37,6 +37,8 @@ INTAKE_VERSION = "originals-1"
     code_version=INTAKE_VERSION,
     retry_policy=STORAGE_RETRY,
     group_name="ingest",
+    owners=OWNERS,
+    tags=media_tags("all"),
     kinds={"python", "file"},
 )
 def originals(

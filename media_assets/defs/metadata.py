@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files, table
 from media_assets.defs.intake import originals
-from media_assets.defs.partitions import batch_partitions, one_run_per_batch
+from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.images import extract_metadata
 from media_assets.media.layout import metadata_key
@@ -25,6 +25,8 @@ EXTRACTOR_VERSION = "image-v1"
     code_version=EXTRACTOR_VERSION,
     retry_policy=STORAGE_RETRY,
     group_name="ingest",
+    owners=OWNERS,
+    tags=media_tags("image"),
     kinds={"python", "json"},
 )
 def image_metadata(

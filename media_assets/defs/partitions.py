@@ -8,3 +8,10 @@ batch_partitions = DynamicPartitionsDefinition(name="batches")
 one_run_per_batch = BackfillPolicy.multi_run(1)
 
 LANE_TAG = "media_assets/lane"
+
+# Who answers for the assets (shown in the asset catalog), and tags an operator filters by.
+OWNERS = ["team:media-platform"]
+
+
+def media_tags(*kinds: str) -> dict[str, str]:
+    return {"media_assets/media": "-".join(kinds)}

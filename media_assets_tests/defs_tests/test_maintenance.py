@@ -70,8 +70,12 @@ def test_reconciliation_passes_on_a_clean_store_and_names_orphans(install):
 def test_compaction_keeps_every_row(install):
     ingest_samples(install)
     before = install.arrivals().height
-    run_job(install, "index_catalog")
+    result = run_job(install, "index_catalog")
     assert read_index_manifest(install.store)["rows"] == before
+    [m] = result.asset_materializations_for_node("catalog_index")
+    counts = {k: v.value for k, v in m.metadata.items()}
+    assert (counts["processed"], counts["quarantined"], counts["kind_image"]) == (7, 3, 7)
+    assert counts["quarantined_empty"] == 1 and counts["pending_in_inbox"] == 0
     assert install.arrivals().height == before
 
 
