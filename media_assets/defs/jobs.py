@@ -42,3 +42,13 @@ LANE_JOBS = {"image": process_images_job, "av": process_av_job, "heavy": process
 
 def job_for_lane(lane: str) -> str:
     return LANE_JOBS.get(lane, process_batch_job).name
+
+
+# (media kind, derivative name in the policy) -> the asset that renders it, and that asset's op.
+REBUILT_BY = {
+    ("image", "thumbnail"): "thumbnails", ("image", "preview"): "previews",
+    ("video", "thumbnail"): "poster", ("audio", "thumbnail"): "poster",
+    ("video", "web_rendition"): "web_rendition", ("audio", "audio_preview"): "audio_preview",
+    ("audio", "waveform"): "waveform",
+}
+OP_OF_ASSET = {"thumbnails": "image_derivatives", "previews": "image_derivatives"}

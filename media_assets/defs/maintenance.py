@@ -2,6 +2,7 @@
 and rebuild derivatives whose spec changed."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from dagster import (
@@ -28,7 +29,7 @@ from dagster import (
 
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import table
-from media_assets.defs.jobs import process_batch_job
+from media_assets.defs.jobs import OP_OF_ASSET, REBUILT_BY, process_batch_job
 from media_assets.defs.partitions import LANE_TAG
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.catalog import (
@@ -42,15 +43,8 @@ from media_assets.media.catalog import (
 from media_assets.media.contact_sheet import data_uri
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import load_spec, quarantine_records
+from media_assets.media.rebuild import pending_requests
 from media_assets.media.reconcile import reconcile
-
-# (media kind, derivative name in the policy) -> the asset that renders it.
-REBUILT_BY = {
-    ("image", "thumbnail"): "thumbnails", ("image", "preview"): "previews",
-    ("video", "thumbnail"): "poster", ("audio", "thumbnail"): "poster",
-    ("video", "web_rendition"): "web_rendition", ("audio", "audio_preview"): "audio_preview",
-    ("audio", "waveform"): "waveform",
-}
 
 
 class LookupConfig(Config):
@@ -163,31 +157,56 @@ def nightly_reconcile():
 def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaStorage,
                              policy: PolicyResource) -> SensorResult | SkipReason:
     rules, store = policy.load(), storage.store()
+    requests = _requested_rebuilds(store)
     stale = stale_derivatives(read_arrivals(store), rules)
-    if stale.is_empty():
+    if stale.is_empty() and not requests:
         return SkipReason("every derivative matches the policy's current specs")
-    requests = []
     # The run key names the catalog state it starts from (the batch's newest fragment), so a
     # spec changed A -> B -> A -> B rebuilds every time, and each state is rebuilt once.
     fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     stale = stale.with_columns(pl.struct("media_kind", "derivative").map_elements(
         lambda r: REBUILT_BY[(r["media_kind"], r["derivative"])], return_dtype=pl.String,
-    ).alias("asset"))
-    for (batch, asset_name), group in stale.group_by(["batch_key", "asset"]):
+    ).alias("asset")) if stale.height else stale
+    for (batch, asset_name), group in (stale.group_by(["batch_key", "asset"])
+                                       if stale.height else []):
         derivative = group["derivative"][0]
         spec_hash = rules.spec(derivative).spec_hash
-        requests.append(RunRequest(
-            run_key=f"rebuild:{batch}:{asset_name}:{spec_hash}:"
-                    f"{fragments.get(batch, '').rpartition('/')[2]}",
-            partition_key=batch,
-            asset_selection=[AssetKey(asset_name), AssetKey("catalog")],
-            tags={LANE_TAG: "rebuild", "dagster/priority": "-1",
-                  "media_assets/rebuild": f"{derivative}@{spec_hash}",
-                  "media_assets/files": str(group.height)},
-        ))
+        requests.append(_rebuild_run(
+            f"rebuild:{batch}:{asset_name}:{spec_hash}:"
+            f"{fragments.get(batch, '').rpartition('/')[2]}", batch, asset_name, False,
+            {"media_assets/rebuild": f"{derivative}@{spec_hash}",
+             "media_assets/files": str(group.height)}))
     context.log.info(f"{len(requests)} rebuild runs for {stale.height} stale derivatives")
     return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key))
 
+
+REQUEST_TTL = timedelta(days=7)
+
+
+def _rebuild_run(run_key: str, batch: str, asset_name: str, force: bool,
+                 tags: dict[str, str]) -> RunRequest:
+    config = ({"ops": {OP_OF_ASSET.get(asset_name, asset_name): {"config": {"force": True}}}}
+              if force else None)
+    return RunRequest(run_key=run_key, partition_key=batch, run_config=config,
+                      asset_selection=[AssetKey(asset_name), AssetKey("catalog")],
+                      tags={LANE_TAG: "rebuild", "dagster/priority": "-1", **tags})
+
+
+def _requested_rebuilds(store) -> list[RunRequest]:
+    """Runs operators asked for with the rebuild_derivatives job (each request once)."""
+    runs = []
+    for key, request in pending_requests(store):
+        request_id = key.rsplit("/", 1)[-1].removesuffix(".json")
+        for run in request["runs"]:
+            runs.append(_rebuild_run(
+                f"requested:{request_id}:{run['batch_key']}:{run['asset']}", run["batch_key"],
+                run["asset"], run["force"], {"media_assets/rebuild": f"requested:{request_id}",
+                                             "media_assets/files": str(run["files"])}))
+        # Requests stay a week: the run keys keep a request re-read by a later tick (or one
+        # whose tick failed half-way) from launching anything twice.
+        if datetime.now(UTC) - datetime.fromisoformat(request["requested_at"]) > REQUEST_TTL:
+            store.delete(key)
+    return runs
 
 
 maintenance_jobs = [lookup_file, reconcile_job]

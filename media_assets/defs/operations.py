@@ -5,6 +5,7 @@ whole store, catalog and archive on demand."""
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
+import polars as pl
 from dagster import (
     Config,
     Failure,
@@ -16,12 +17,14 @@ from dagster import (
 from pydantic import Field
 
 from media_assets.defs.common import table
+from media_assets.defs.jobs import REBUILT_BY
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.archive import ARCHIVE_PREFIX, verify_stored_day
 from media_assets.media.catalog import content_view, read_catalog, stale_derivatives
 from media_assets.media.control import pause_ingestion, resume_ingestion
 from media_assets.media.intake import hash_file
 from media_assets.media.manifest import all_quarantine_records
+from media_assets.media.rebuild import plan_rebuild, save_request
 from media_assets.media.reconcile import reconcile
 from media_assets.media.replay import release, select_quarantined
 
@@ -122,6 +125,51 @@ def show_stale_derivatives():
     stale_op()
 
 
+class RebuildConfig(Config):
+    mode: str = Field(default="missing", description="missing: only missing or stale "
+                      "derivatives (from the catalog's spec hashes); all: re-render every file")
+    derivatives: list[str] = Field(default=[], description="e.g. [thumbnail, web_rendition]; "
+                                                           "empty = every derivative")
+    batches: list[str] = Field(default=[], description="batch keys; empty = every batch")
+    dry_run: bool = Field(default=False, description="only show what would be rebuilt")
+
+
+@op
+def rebuild_op(context: OpExecutionContext, config: RebuildConfig, storage: MediaStorage,
+               policy: PolicyResource) -> None:
+    store = storage.store()
+    try:
+        plan = plan_rebuild(read_catalog(store), policy.load(), mode=config.mode,
+                            derivatives=config.derivatives, batches=config.batches)
+    except ValueError as exc:
+        raise Failure(str(exc), allow_retries=False) from exc
+    runs = []
+    if plan.height:
+        plan = plan.with_columns(pl.struct("media_kind", "derivative").map_elements(
+            lambda r: REBUILT_BY[(r["media_kind"], r["derivative"])],
+            return_dtype=pl.String).alias("asset"))
+        grouped = plan.group_by("batch_key", "asset").len().sort("batch_key", "asset")
+        runs = [{"batch_key": r["batch_key"], "asset": r["asset"], "files": r["len"],
+                 "force": config.mode == "all"} for r in grouped.iter_rows(named=True)]
+    metadata = {"mode": config.mode, "dry_run": config.dry_run, "derivatives": plan.height,
+                "runs": table(runs, [("batch_key", "string"), ("asset", "string"),
+                                     ("files", "int"), ("force", "bool")])}
+    if runs and not config.dry_run:
+        metadata["request"] = save_request(store, runs, now=datetime.now(UTC),
+                                           run_id=context.run.run_id)
+        context.log.info(f"requested {len(runs)} rebuild runs; the stale_derivatives_sensor "
+                         "launches them (low priority, lane 'rebuild')")
+    context.add_output_metadata(metadata)
+
+
+@job(description="Rebuild derivatives: mode missing (only missing or stale ones) or all "
+                 "(every file), for some derivatives and batches; dry_run shows the plan. "
+                 "The runs are launched by the stale_derivatives_sensor, one per batch and "
+                 "asset, at low priority.")
+def rebuild_derivatives():
+    rebuild_op()
+
+
 class VerifyConfig(Config):
     rehash_originals: bool = Field(default=True, description="re-hash every original "
                                                              "(reads the whole store)")
@@ -171,4 +219,5 @@ def verify_integrity():
 
 
 operations_jobs = [pause_ingestion_job, resume_ingestion_job, reprocess_quarantined,
+                   rebuild_derivatives,
                    show_stale_derivatives, verify_integrity]

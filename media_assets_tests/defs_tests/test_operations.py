@@ -110,3 +110,36 @@ def test_rebuild_all_re_renders_existing_derivatives_when_forced(install):
 
     assert rendered(force=False) == 0  # "missing": nothing is missing
     assert rendered(force=True) == 7  # "all"
+
+
+def test_the_rebuild_job_asks_for_runs_that_the_rebuild_sensor_launches(install):
+    from dagster import build_sensor_context
+
+    from media_assets.defs.maintenance import stale_derivatives_sensor
+
+    write_sample_images(install.inbox, size=(64, 48))
+    install.age_inbox()
+    [first] = install.ingest()
+    batch = first.dagster_run.tags["dagster/partition"]
+    config = {"mode": "all", "derivatives": ["thumbnail"], "batches": [batch]}
+    dry = run(install, "rebuild_derivatives", "rebuild_op", {**config, "dry_run": True})
+    assert output(dry)["derivatives"] == 7 and "request" not in output(dry)
+
+    asked = run(install, "rebuild_derivatives", "rebuild_op", config)
+    assert asked.success
+    context = build_sensor_context(instance=install.instance,
+                                   resources=install.sensor_resources())
+    [request] = stale_derivatives_sensor(context).run_requests
+    assert request.partition_key == batch
+    assert set(request.asset_selection) == {AssetKey("thumbnails"), AssetKey("catalog")}
+    job = defs.resolve_job_def("process_batch").get_subset(
+        asset_selection=set(request.asset_selection))
+    result = job.execute_in_process(partition_key=batch, instance=install.instance,
+                                    resources=install.resources(), run_config=request.run_config)
+    [m] = result.asset_materializations_for_node("image_derivatives")
+    assert m.metadata["rendered"].value == 7  # "all": re-rendered although none was missing
+
+
+def test_an_unknown_rebuild_mode_fails_with_its_reason(install):
+    bad = run(install, "rebuild_derivatives", "rebuild_op", {"mode": "everything"})
+    assert not bad.success
