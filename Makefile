@@ -8,7 +8,7 @@ export MEDIA_ASSETS_INBOX ?= $(CURDIR)/data/inbox
 export MEDIA_ASSETS_STORE ?= $(CURDIR)/data/store
 export MEDIA_ASSETS_POLICY ?= $(CURDIR)/policy.yaml
 
-.PHONY: install samples dev test lint bench clean
+.PHONY: install samples dev test lint bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,6 +35,9 @@ test: install  ## the whole suite (CI runs exactly this)
 
 lint: install
 	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks
+
+screenshots: install  ## re-take the README's screenshots with the browser test
+	MEDIA_ASSETS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest media_assets_tests/browser_tests
 
 bench: install  ## throughput vs a bare-library loop, and drop-to-thumbnail latency
 	$(PY) benchmarks/ingest_benchmark.py

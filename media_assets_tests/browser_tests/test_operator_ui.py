@@ -1,0 +1,315 @@
+"""The operator's view, in a real browser: `dagster dev` on a free loopback port with its own
+DAGSTER_HOME, inbox and store; sample media dropped in the inbox; once the sensor's runs have
+succeeded, headless Chromium (Debian's package, driven by Playwright; no browser download)
+checks the asset lineage, a batch's contact sheet, a lookup's thumbnail, a quarantine record,
+and a rebuild launched from the launchpad. Screenshots go to $MEDIA_ASSETS_SCREENSHOTS (the
+README's come from `make screenshots`).
+
+Without Chromium the tests skip with the reason, unless MEDIA_ASSETS_REQUIRE_BROWSER=1 (set by
+.ci/run), where they fail instead.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from media_assets.media.catalog import read_arrivals
+from media_assets.storage import LocalObjectStore
+
+REPO = Path(__file__).resolve().parents[2]
+try:
+    from playwright import sync_api as playwright_sync
+except ImportError:
+    if os.environ.get("MEDIA_ASSETS_REQUIRE_BROWSER") == "1":
+        raise
+    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
+expect = playwright_sync.expect
+# expect()'s own default is 5 s (apart from the context's action timeout): too tight on a
+# 2-core machine while dagster runs start next to the browser.
+expect.set_options(timeout=20_000)
+
+SHOTS = Path(os.environ.get("MEDIA_ASSETS_SCREENSHOTS")
+             or Path(tempfile.gettempdir()) / "media_assets_screenshots")
+LOCATION = "media_assets"  # code location name == repoPath in /locations/<repoPath>/...
+RUNS_QUERY = ('{ runsOrError { ... on Runs { results { runId status jobName '
+              'tags { key value } } } } }')
+pytestmark = pytest.mark.slow
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/lib/chromium/chromium",
+                      shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def runs(port: int) -> list[dict]:
+    found = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+    return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in found]
+
+
+def run_status(port: int, run_id: str) -> str:
+    data = graphql(port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')
+    return data["runOrError"]["status"]
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    """`dagster dev` on a free port; yields (root, port, base_url) once the sensor's runs of the
+    sample batches have all succeeded."""
+    root = tmp_path_factory.mktemp("ui")
+    home, port = root / "dagster_home", free_port()
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home),
+           "MEDIA_ASSETS_INBOX": str(root / "inbox"),
+           "MEDIA_ASSETS_STORE": str(root / "store"),
+           "MEDIA_ASSETS_POLICY": str(REPO / "policy.yaml")}
+    dagster = Path(sys.executable).with_name("dagster")
+    log = (root / "dev.log").open("wb")
+    process = subprocess.Popen(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def ready():
+            try:
+                return graphql(port, "{ version }")
+            except OSError:
+                return None
+
+        started = time.monotonic()
+        wait_for(ready, 90, "the webserver")
+        print(f"\n[timing] webserver ready after {time.monotonic() - started:.1f} s")
+        # The "Join the Dagster community" dialog opens 1 s after the first page load on
+        # localhost/127.0.0.1 and blocks clicks; mark it seen on this (fresh) instance.
+        assert graphql(port, "mutation { setNuxSeen }")["setNuxSeen"] is True
+        subprocess.run(
+            [sys.executable, "-m", "media_assets.samples", str(root / "inbox"),
+             "--width", "480", "--height", "360"],
+            cwd=root, env=env, check=True, capture_output=True)
+
+        def all_done():
+            # the sensor may split the samples over several batches (files settle 2 s after
+            # their last write): wait until the inbox is drained and every run has ended
+            if any(p.is_file() for p in (root / "inbox").rglob("*")):
+                return None
+            found = runs(port)
+            jobs = {r["jobName"] for r in found}
+            if not {"process_images", "process_av"} <= jobs:
+                return None
+            if any(r["status"] not in ("SUCCESS", "FAILURE", "CANCELED") for r in found):
+                return None
+            return found
+
+        print(f"[timing] samples written after {time.monotonic() - started:.1f} s")
+        found = wait_for(all_done, 120, "the sensor's sample runs")
+        print(f"[timing] {len(found)} sensor runs ended after {time.monotonic() - started:.1f} s")
+        assert all(r["status"] == "SUCCESS" for r in found), found
+        yield root, port, f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)  # to the parent only: the group hangs on SIGINT
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("MEDIA_ASSETS_REQUIRE_BROWSER") == "1":
+            pytest.fail("no chromium, but MEDIA_ASSETS_REQUIRE_BROWSER=1: apt-get install chromium")
+        pytest.skip("no chromium: apt-get install chromium (see .ci/run)")
+    with playwright_sync.sync_playwright() as p:
+        # Playwright's bundled-browser lookup is bypassed by executable_path; --no-sandbox is
+        # what Playwright passes by default anyway (chromium_sandbox=False), needed as root.
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"], headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def batch_of(root: Path, source_name: str) -> str:
+    """The batch (partition key) that catalogued `source_name`."""
+    arrivals = read_arrivals(LocalObjectStore(root / "store"))
+    [key] = [r["batch_key"] for r in arrivals.iter_rows(named=True)
+             if r["source_name"] == source_name]
+    return key
+
+
+def natural_width(locator) -> int:
+    expect(locator).to_be_visible()
+    # a data: URI decodes asynchronously: wait until the image has loaded before reading it
+    locator.page.wait_for_function("e => e.complete && e.naturalWidth > 0",
+                                   arg=locator.element_handle())
+    return locator.evaluate("e => e.naturalWidth")
+
+
+def test_the_lineage_graph_shows_every_asset_from_originals_to_the_archive(dagster_dev, page):
+    _, _, base = dagster_dev
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(f"{base}/asset-groups")
+    expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    # Groups start collapsed. The graph's toolbar cog (an icon button named "settings"; the
+    # left nav's is "settings Settings") opens a menu; it stays open after a click.
+    page.get_by_role("button", name="settings", exact=True).click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.get_by_role("menuitem", name="Change graph to vertical orientation").click()
+    page.keyboard.press("Escape")
+    # Both choices persist in localStorage; a reload zooms the expanded graph to fit.
+    page.reload()
+    for name in ("originals", "thumbnails", "web_rendition", "catalog", "catalog_archive"):
+        expect(page.get_by_text(name, exact=True).last).to_be_visible()
+    page.wait_for_timeout(500)  # the zoom-to-fit animation
+    shot(page, "lineage")
+
+
+def test_a_batch_partition_shows_its_contact_sheet(dagster_dev, page):
+    root, _, base = dagster_dev
+    batch = batch_of(root, "web.webp")
+    page.goto(f"{base}/assets/thumbnails?view=partitions&partition={batch}")
+    expect(page.get_by_role("tab", name="Partitions", selected=True)).to_be_visible()
+    # the key shows in the partition list and as the detail header (each also has a hidden
+    # MiddleTruncate "measure" copy, hence visible=True)
+    expect(page.get_by_text(batch, exact=True).filter(visible=True)).to_have_count(2)
+    # Markdown metadata is not inline: the cell holds an <a> (no href, so not role=link)
+    # "[Show Markdown]" that opens a dialog rendering the markdown.
+    row = page.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="contact_sheet", exact=True))
+    row.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog").filter(has_text="contact_sheet")
+    sheet = dialog.get_by_role("img", name="contact sheet")
+    assert natural_width(sheet) > 0
+    assert sheet.get_attribute("src").startswith("data:image/webp;base64,")
+    shot(page, "contact_sheet")
+
+
+def launch_lookup(page, base: str, port: int, query: str, via: str = "url") -> str:
+    config = f"ops:\n  find_file:\n    config:\n      query: {query}\n"
+    return launch(page, base, port, "lookup_file", config, via)
+
+
+def launch(page, base: str, port: int, job: str, config: str, via: str = "url") -> str:
+    """Launch `job` from the launchpad with YAML `config`; return the run page URL once the
+    run succeeded. via="url": config passed in the URL; via="editor": typed into CodeMirror."""
+    if via == "url":
+        # /playground/setup?config=<yaml> opens a new launchpad tab holding that YAML and
+        # redirects to /playground (what "Open in Launchpad" links use): no editor typing.
+        page.goto(f"{base}/locations/{LOCATION}/jobs/{job}/playground/setup?"
+                  + urllib.parse.urlencode({"config": config}))
+        page.wait_for_url(re.compile(rf"/jobs/{job}/playground$"))
+    else:
+        page.goto(f"{base}/locations/{LOCATION}/jobs/{job}/playground")
+        # The editor is CodeMirror 5 (.CodeMirror is CM5's own class, not a hashed CSS module
+        # class). keyboard.type() would be auto-indented line by line (nested indentation
+        # doubles); insert_text() pastes the text as one input event.
+        expect(page.get_by_text("Missing required config entry")).to_be_visible()
+        page.locator(".CodeMirror").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.insert_text(config)
+    expect(page.get_by_text("No errors")).to_be_visible()
+    page.get_by_role("button", name="Launch Run").click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+    run_id = page.url.rsplit("/", 1)[1]
+    status = wait_for(lambda: (s := run_status(port, run_id)) in ("SUCCESS", "FAILURE", "CANCELED")
+                      and s, 90, f"{job} run {run_id}")
+    assert status == "SUCCESS"
+    expect(page.get_by_text("RUN_SUCCESS")).to_be_visible()
+    return page.url
+
+
+def open_output_entry(page, run_url: str, entry: str):
+    """Open the find_file STEP_OUTPUT event's `entry` metadata dialog; return that dialog."""
+    # ?logs=type:STEP_OUTPUT pre-fills the log filter. The long output row is truncated and
+    # its overlay intercepts clicks on the row: open it with "View full message" first.
+    page.goto(f"{run_url}?logs=" + urllib.parse.quote("type:STEP_OUTPUT"))
+    page.get_by_role("button", name="View full message").click()
+    full = page.get_by_role("dialog").filter(has_text="STEP_OUTPUT")
+    full.get_by_role("row").filter(
+        has=page.get_by_role("cell", name=entry, exact=True)).get_by_text("[Show").click()
+    # the entry's own dialog opens on top; its title is the entry name
+    return page.get_by_role("dialog").filter(
+        has=page.get_by_role("button", name="Copy")).filter(has_text=entry)
+
+
+def test_a_lookup_from_the_launchpad_shows_the_files_thumbnail(dagster_dev, page):
+    _, port, base = dagster_dev
+    run_url = launch_lookup(page, base, port, "web.webp")
+    dialog = open_output_entry(page, run_url, "thumbnail")
+    thumb = dialog.get_by_role("img", name="thumbnail", exact=True)
+    assert natural_width(thumb) > 0
+    shot(page, "lookup_thumbnail")
+
+
+def test_a_quarantined_files_lookup_shows_its_reason(dagster_dev, page):
+    _, port, base = dagster_dev
+    run_url = launch_lookup(page, base, port, "broken.jpg", via="editor")
+    dialog = open_output_entry(page, run_url, "quarantine_record")
+    expect(dialog).to_contain_text('"source_name": "broken.jpg"')
+    expect(dialog).to_contain_text(re.compile(r'"reason": "(truncated|corrupt)"'))
+    shot(page, "lookup_quarantine")
+
+
+
+def test_a_rebuild_launched_from_the_launchpad_succeeds(dagster_dev, page):
+    _, port, base = dagster_dev
+    config = ("ops:\n  rebuild_op:\n    config:\n      mode: all\n"
+              "      derivatives: [thumbnail]\n      dry_run: false\n")
+    run_url = launch(page, base, port, "rebuild_derivatives", config)
+    page.goto(f"{run_url}?logs=" + urllib.parse.quote("type:STEP_OUTPUT"))
+    expect(page.get_by_text("RUN_SUCCESS").or_(page.get_by_text("STEP_OUTPUT")).first) \
+        .to_be_visible()
+    shot(page, "rebuild_run")
