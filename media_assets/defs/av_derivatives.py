@@ -20,6 +20,7 @@ from media_assets.defs.common import (
     process_files,
     table,
 )
+from media_assets.defs.derivatives import contact_sheet_markdown
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
@@ -93,8 +94,10 @@ def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaS
                                rules.video.poster_at),
             keep, stage="poster", timeout=rules.video.timeout_seconds)
     save_step_results(store, context.partition_key, "poster_without_cover", without_cover)
-    with_still = sum(store.exists(spec_output_key(spec, cid)) for cid in files)
-    return _result(store, files, todo, failed, started, spec, with_thumbnail=with_still)
+    stills = [spec_output_key(spec, cid) for cid in files]
+    stills = [key for key in stills if store.exists(key)]
+    return _result(store, files, todo, failed, started, spec, with_thumbnail=len(stills),
+                   contact_sheet=contact_sheet_markdown(store, stills))
 
 
 @asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,

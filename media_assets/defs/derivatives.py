@@ -89,11 +89,12 @@ def image_derivatives(
             "seconds": round(elapsed, 3),
         }
         if name == "thumbnails":
-            metadata["contact_sheet"] = _contact_sheet(store, keys)
+            metadata["contact_sheet"] = contact_sheet_markdown(store, keys)
         yield MaterializeResult(asset_key=name, metadata=metadata)
 
 
-def _contact_sheet(store: Any, keys: list[str]) -> MetadataValue:
+def contact_sheet_markdown(store: Any, keys: list[str]) -> MetadataValue:
+    """The batch's thumbnails as one small inline image (markdown metadata)."""
     import contextlib
 
     with contextlib.ExitStack() as stack:
