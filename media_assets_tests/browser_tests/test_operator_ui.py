@@ -9,17 +9,12 @@ Without Chromium the tests skip with the reason, unless MEDIA_ASSETS_REQUIRE_BRO
 .ci/run), where they fail instead.
 """
 
-import contextlib
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -28,8 +23,8 @@ import pytest
 
 from media_assets.media.catalog import read_arrivals
 from media_assets.storage import LocalObjectStore
+from media_assets_tests.dagster_dev import dagster_dev, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 try:
     from playwright import sync_api as playwright_sync
 except ImportError:
@@ -44,8 +39,6 @@ expect.set_options(timeout=20_000)
 SHOTS = Path(os.environ.get("MEDIA_ASSETS_SCREENSHOTS")
              or Path(tempfile.gettempdir()) / "media_assets_screenshots")
 LOCATION = "media_assets"  # code location name == repoPath in /locations/<repoPath>/...
-RUNS_QUERY = ('{ runsOrError { ... on Runs { results { runId status jobName '
-              'tags { key value } } } } }')
 pytestmark = pytest.mark.slow
 
 
@@ -57,100 +50,42 @@ def chromium_path() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-        headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)["data"]
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def runs(port: int) -> list[dict]:
-    found = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
-    return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in found]
 
 
-def run_status(port: int, run_id: str) -> str:
-    data = graphql(port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')
-    return data["runOrError"]["status"]
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(tmp_path_factory):
-    """`dagster dev` on a free port; yields (root, port, base_url) once the sensor's runs of the
-    sample batches have all succeeded."""
-    root = tmp_path_factory.mktemp("ui")
-    home, port = root / "dagster_home", free_port()
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home),
-           "MEDIA_ASSETS_INBOX": str(root / "inbox"),
-           "MEDIA_ASSETS_STORE": str(root / "store"),
-           "MEDIA_ASSETS_POLICY": str(REPO / "policy.yaml")}
-    dagster = Path(sys.executable).with_name("dagster")
-    log = (root / "dev.log").open("wb")
-    process = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def ready():
-            try:
-                return graphql(port, "{ version }")
-            except OSError:
-                return None
-
-        started = time.monotonic()
-        wait_for(ready, 90, "the webserver")
-        print(f"\n[timing] webserver ready after {time.monotonic() - started:.1f} s")
+def dev(tmp_path_factory):
+    """`dagster dev` with the sample media processed: every sensor-launched run succeeded."""
+    with dagster_dev(tmp_path_factory.mktemp("ui")) as running:
+        running.wait_until_ready()
         # The "Join the Dagster community" dialog opens 1 s after the first page load on
         # localhost/127.0.0.1 and blocks clicks; mark it seen on this (fresh) instance.
-        assert graphql(port, "mutation { setNuxSeen }")["setNuxSeen"] is True
-        subprocess.run(
-            [sys.executable, "-m", "media_assets.samples", str(root / "inbox"),
-             "--width", "480", "--height", "360"],
-            cwd=root, env=env, check=True, capture_output=True)
+        assert running.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+        subprocess.run([sys.executable, "-m", "media_assets.samples", str(running.inbox),
+                        "--width", "480", "--height", "360"], check=True, capture_output=True)
 
         def all_done():
             # the sensor may split the samples over several batches (files settle 2 s after
             # their last write): wait until the inbox is drained and every run has ended
-            if any(p.is_file() for p in (root / "inbox").rglob("*")):
+            if any(p.is_file() for p in running.inbox.rglob("*")):
                 return None
-            found = runs(port)
-            jobs = {r["jobName"] for r in found}
-            if not {"process_images", "process_av"} <= jobs:
+            found = running.runs()
+            if not {"process_images", "process_av"} <= {r["jobName"] for r in found}:
                 return None
             if any(r["status"] not in ("SUCCESS", "FAILURE", "CANCELED") for r in found):
                 return None
             return found
 
-        print(f"[timing] samples written after {time.monotonic() - started:.1f} s")
         found = wait_for(all_done, 120, "the sensor's sample runs")
-        print(f"[timing] {len(found)} sensor runs ended after {time.monotonic() - started:.1f} s")
         assert all(r["status"] == "SUCCESS" for r in found), found
-        yield root, port, f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGINT)  # to the parent only: the group hangs on SIGINT
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +133,8 @@ def natural_width(locator) -> int:
     return locator.evaluate("e => e.naturalWidth")
 
 
-def test_the_lineage_graph_shows_every_asset_from_originals_to_the_archive(dagster_dev, page):
-    _, _, base = dagster_dev
+def test_the_lineage_graph_shows_every_asset_from_originals_to_the_archive(dev, page):
+    base = dev.base_url
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(f"{base}/asset-groups")
     expect(page.get_by_text("Global asset lineage")).to_be_visible()
@@ -217,8 +152,8 @@ def test_the_lineage_graph_shows_every_asset_from_originals_to_the_archive(dagst
     shot(page, "lineage")
 
 
-def test_a_batch_partition_shows_its_contact_sheet(dagster_dev, page):
-    root, _, base = dagster_dev
+def test_a_batch_partition_shows_its_contact_sheet(dev, page):
+    root, base = dev.root, dev.base_url
     batch = batch_of(root, "web.webp")
     page.goto(f"{base}/assets/thumbnails?view=partitions&partition={batch}")
     expect(page.get_by_role("tab", name="Partitions", selected=True)).to_be_visible()
@@ -237,22 +172,22 @@ def test_a_batch_partition_shows_its_contact_sheet(dagster_dev, page):
     shot(page, "contact_sheet")
 
 
-def launch_lookup(page, base: str, port: int, query: str, via: str = "url") -> str:
+def launch_lookup(page, dev, query: str, via: str = "url") -> str:
     config = f"ops:\n  find_file:\n    config:\n      query: {query}\n"
-    return launch(page, base, port, "lookup_file", config, via)
+    return launch(page, dev, "lookup_file", config, via)
 
 
-def launch(page, base: str, port: int, job: str, config: str, via: str = "url") -> str:
+def launch(page, dev, job: str, config: str, via: str = "url") -> str:
     """Launch `job` from the launchpad with YAML `config`; return the run page URL once the
     run succeeded. via="url": config passed in the URL; via="editor": typed into CodeMirror."""
     if via == "url":
         # /playground/setup?config=<yaml> opens a new launchpad tab holding that YAML and
         # redirects to /playground (what "Open in Launchpad" links use): no editor typing.
-        page.goto(f"{base}/locations/{LOCATION}/jobs/{job}/playground/setup?"
+        page.goto(f"{dev.base_url}/locations/{LOCATION}/jobs/{job}/playground/setup?"
                   + urllib.parse.urlencode({"config": config}))
         page.wait_for_url(re.compile(rf"/jobs/{job}/playground$"))
     else:
-        page.goto(f"{base}/locations/{LOCATION}/jobs/{job}/playground")
+        page.goto(f"{dev.base_url}/locations/{LOCATION}/jobs/{job}/playground")
         # The editor is CodeMirror 5 (.CodeMirror is CM5's own class, not a hashed CSS module
         # class). keyboard.type() would be auto-indented line by line (nested indentation
         # doubles); insert_text() pastes the text as one input event.
@@ -264,7 +199,7 @@ def launch(page, base: str, port: int, job: str, config: str, via: str = "url") 
     page.get_by_role("button", name="Launch Run").click()
     page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
     run_id = page.url.rsplit("/", 1)[1]
-    status = wait_for(lambda: (s := run_status(port, run_id)) in ("SUCCESS", "FAILURE", "CANCELED")
+    status = wait_for(lambda: (s := dev.run_status(run_id)) in ("SUCCESS", "FAILURE", "CANCELED")
                       and s, 90, f"{job} run {run_id}")
     assert status == "SUCCESS"
     expect(page.get_by_text("RUN_SUCCESS")).to_be_visible()
@@ -285,18 +220,16 @@ def open_output_entry(page, run_url: str, entry: str):
         has=page.get_by_role("button", name="Copy")).filter(has_text=entry)
 
 
-def test_a_lookup_from_the_launchpad_shows_the_files_thumbnail(dagster_dev, page):
-    _, port, base = dagster_dev
-    run_url = launch_lookup(page, base, port, "web.webp")
+def test_a_lookup_from_the_launchpad_shows_the_files_thumbnail(dev, page):
+    run_url = launch_lookup(page, dev, "web.webp")
     dialog = open_output_entry(page, run_url, "thumbnail")
     thumb = dialog.get_by_role("img", name="thumbnail", exact=True)
     assert natural_width(thumb) > 0
     shot(page, "lookup_thumbnail")
 
 
-def test_a_quarantined_files_lookup_shows_its_reason(dagster_dev, page):
-    _, port, base = dagster_dev
-    run_url = launch_lookup(page, base, port, "broken.jpg", via="editor")
+def test_a_quarantined_files_lookup_shows_its_reason(dev, page):
+    run_url = launch_lookup(page, dev, "broken.jpg", via="editor")
     dialog = open_output_entry(page, run_url, "quarantine_record")
     expect(dialog).to_contain_text('"source_name": "broken.jpg"')
     expect(dialog).to_contain_text(re.compile(r'"reason": "(truncated|corrupt)"'))
@@ -304,11 +237,10 @@ def test_a_quarantined_files_lookup_shows_its_reason(dagster_dev, page):
 
 
 
-def test_a_rebuild_launched_from_the_launchpad_succeeds(dagster_dev, page):
-    _, port, base = dagster_dev
+def test_a_rebuild_launched_from_the_launchpad_succeeds(dev, page):
     config = ("ops:\n  rebuild_op:\n    config:\n      mode: all\n"
               "      derivatives: [thumbnail]\n      dry_run: false\n")
-    run_url = launch(page, base, port, "rebuild_derivatives", config)
+    run_url = launch(page, dev, "rebuild_derivatives", config)
     page.goto(f"{run_url}?logs=" + urllib.parse.quote("type:STEP_OUTPUT"))
     expect(page.get_by_text("RUN_SUCCESS").or_(page.get_by_text("STEP_OUTPUT")).first) \
         .to_be_visible()
