@@ -37,11 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from measure import cpu_busy_since, cpu_times, mib, pss_bytes, rss_bytes, sha256_of
+
 from media_assets.storage.local import fsync_dir
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CHUNK = 1024 * 1024
 
 # ---------------------------------------------------------------------------------------------
@@ -147,9 +148,6 @@ def ensure_files(files_dir: Path, count: int, latency_count: int) -> tuple[list[
     return flood, latency
 
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,22 +170,8 @@ def _proc_table() -> dict[int, tuple[int, str]]:
     return table
 
 
-def _rss_bytes(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
-def _pss_bytes(pid: int) -> int:
-    """Proportional set size: shared pages divided among their users (no double counting)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, IndexError, ValueError):
-        pass
-    return 0
 
 
 def _cmdline(pid: int) -> str:
@@ -233,7 +217,7 @@ class TreeSampler(threading.Thread):
             todo.extend(children.get(pid, []))
         if not self.include_root:
             tree.remove(self.root_pid)
-        sizes = {pid: _rss_bytes(pid) for pid in tree}
+        sizes = {pid: rss_bytes(pid) for pid in tree}
         if sum(sizes.values()) > self.max_total:
             self.max_total = sum(sizes.values())
             breakdown: dict[str, list[int]] = {}
@@ -243,7 +227,7 @@ class TreeSampler(threading.Thread):
                 entry[1] += size
             self.peak_breakdown = {k: [n, round(b / 1024**2)] for k, (n, b) in
                                    sorted(breakdown.items(), key=lambda kv: -kv[1][1])}
-        self.max_total_pss = max(self.max_total_pss, sum(_pss_bytes(pid) for pid in tree))
+        self.max_total_pss = max(self.max_total_pss, sum(pss_bytes(pid) for pid in tree))
         self.max_processes = max(self.max_processes, len(tree))
         if sizes:
             pid = max(sizes, key=lambda p: sizes[p])
@@ -260,20 +244,10 @@ class TreeSampler(threading.Thread):
         self.join(timeout=5)
 
 
-def cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
 
 
-def cpu_busy_since(start: tuple[float, float]) -> float:
-    busy, total = cpu_times()
-    return round((busy - start[0]) / max(1.0, total - start[1]), 3)
 
 
-def mib(value: float) -> float:
-    return round(value / 1024**2, 1)
 
 
 # ---------------------------------------------------------------------------------------------

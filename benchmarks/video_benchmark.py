@@ -21,7 +21,6 @@ One invocation:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing
 import os
@@ -39,9 +38,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from measure import cpu_busy_since, cpu_times, mib, pss_bytes, rss_bytes, sha256_of
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 # The web rendition as policy.yaml specifies it (video.rendition); the bare loop hard-codes it
 # on purpose, so it does not share a line of code with media_assets.media.rendition.
@@ -100,9 +100,6 @@ def ensure_clips(files_dir: Path, args: argparse.Namespace) -> list[Path]:
     return clips
 
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def media_seconds(path: Path) -> float:
@@ -131,22 +128,8 @@ def _proc_table() -> dict[int, int]:
     return table
 
 
-def _rss_bytes(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
-def _pss_bytes(pid: int) -> int:
-    """Proportional set size: shared pages divided among their users (no double counting)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, IndexError, ValueError):
-        pass
-    return 0
 
 
 class TreeSampler(threading.Thread):
@@ -168,10 +151,10 @@ class TreeSampler(threading.Thread):
             pid = todo.pop()
             tree.append(pid)
             todo.extend(children.get(pid, []))
-        sizes = [_rss_bytes(pid) for pid in tree]
+        sizes = [rss_bytes(pid) for pid in tree]
         self.max_total = max(self.max_total, sum(sizes))
         self.max_single = max(self.max_single, *sizes)
-        self.max_total_pss = max(self.max_total_pss, sum(_pss_bytes(pid) for pid in tree))
+        self.max_total_pss = max(self.max_total_pss, sum(pss_bytes(pid) for pid in tree))
         self.max_processes = max(self.max_processes, len(tree))
 
     def run(self) -> None:
@@ -198,16 +181,8 @@ def rusage_mib() -> dict[str, float]:
                                   / 1024, 1)}
 
 
-def cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
 
 
-def cpu_busy_since(start: tuple[float, float]) -> float:
-    busy, total = cpu_times()
-    return round((busy - start[0]) / max(1.0, total - start[1]), 3)
 
 
 def own_cpu_seconds() -> float:
@@ -231,8 +206,6 @@ class CpuWatch:
                 "other_processes_cpu_seconds": round(max(0.0, machine_busy - own), 1)}
 
 
-def mib(value: float) -> float:
-    return round(value / 1024**2, 1)
 
 
 def _median(values: list[float], digits: int = 1) -> float | None:
