@@ -23,6 +23,11 @@ from media_assets.defs.av_metadata import audio_metadata, video_metadata
 from media_assets.defs.catalog import catalog
 from media_assets.defs.checks import batch_checks
 from media_assets.defs.derivatives import image_derivatives
+from media_assets.defs.freshness import (
+    arrivals_are_catalogued_in_time,
+    freshness_job,
+    freshness_schedule,
+)
 from media_assets.defs.intake import originals
 from media_assets.defs.jobs import LANE_JOBS
 from media_assets.defs.lifecycle import lifecycle_jobs, lifecycle_schedules
@@ -51,10 +56,12 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
 defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
             *av_assets, catalog, *archive_assets],
-    asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks],
+    asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks,
+                  arrivals_are_catalogued_in_time],
     jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs,
-          *operations_jobs],
-    schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules],
+          *operations_jobs, freshness_job],
+    schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules,
+               freshness_schedule],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors],
     resources={
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),

@@ -95,3 +95,11 @@ def test_every_asset_explains_itself_in_the_catalog():
         assert node.description and node.owners == ["team:media-platform"], key
         assert node.group_name in {"ingest", "derivatives", "catalog", "archive"}, key
         assert node.kinds and "media_assets/media" in node.tags, key
+
+
+def test_the_readmes_asset_table_matches_the_definitions():
+    from media_assets.asset_table import END, START, render
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    current = readme.split(START, 1)[1].split(END, 1)[0].strip()
+    assert current == render(), "run: python -m media_assets.asset_table --write README.md"

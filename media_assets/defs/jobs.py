@@ -7,14 +7,16 @@ from media_assets.defs.partitions import batch_partitions
 
 BATCH_GROUPS = ("ingest", "derivatives", "catalog")
 
-# The whole-store reconciliation is a nightly job of its own, never part of a batch run.
-WHOLE_STORE_CHECK = AssetCheckKey(AssetKey("catalog"), "store_reconciles_with_catalog")
+# Whole-store checks run on their own schedules, never as part of a batch run.
+WHOLE_STORE_CHECKS = (AssetSelection.checks(
+    AssetCheckKey(AssetKey("catalog"), "store_reconciles_with_catalog"),
+    AssetCheckKey(AssetKey("catalog"), "arrivals_are_catalogued_in_time")))
 
 IMAGE_ASSETS = ("originals", "image_metadata", "thumbnails", "previews", "catalog")
 AV_ASSETS = ("originals", "video_metadata", "audio_metadata", "poster", "web_rendition",
              "audio_preview", "waveform", "catalog")
 
-_everything = AssetSelection.groups(*BATCH_GROUPS) - AssetSelection.checks(WHOLE_STORE_CHECK)
+_everything = AssetSelection.groups(*BATCH_GROUPS) - WHOLE_STORE_CHECKS
 
 process_batch_job = define_asset_job(
     "process_batch",
@@ -25,13 +27,13 @@ process_batch_job = define_asset_job(
 )
 process_images_job = define_asset_job(
     "process_images",
-    selection=AssetSelection.assets(*IMAGE_ASSETS) - AssetSelection.checks(WHOLE_STORE_CHECK),
+    selection=AssetSelection.assets(*IMAGE_ASSETS) - WHOLE_STORE_CHECKS,
     partitions_def=batch_partitions,
     description="A batch of images: originals → image metadata → thumbnails, previews → catalog.",
 )
 process_av_job = define_asset_job(
     "process_av",
-    selection=AssetSelection.assets(*AV_ASSETS) - AssetSelection.checks(WHOLE_STORE_CHECK),
+    selection=AssetSelection.assets(*AV_ASSETS) - WHOLE_STORE_CHECKS,
     partitions_def=batch_partitions,
     description="A batch of videos and audio: originals → metadata → poster, web rendition, "
                 "audio preview, waveform → catalog.",
