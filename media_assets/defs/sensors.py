@@ -25,7 +25,7 @@ from media_assets.media.batching import (
     classify_lane,
     plan_batches,
 )
-from media_assets.media.control import ingestion_paused
+from media_assets.media.control import disk_shortfall, ingestion_paused, note_disk_guard
 from media_assets.media.manifest import (
     claimed_inbox_names,
     new_manifest,
@@ -105,6 +105,12 @@ def inbox_sensor(
 
     state = BudgetState.from_cursor(context.cursor)
     plan = plan_batches(candidates, batching, state, now, rules.freshness_minutes * 60)
+    shortfall = disk_shortfall(
+        store.free_bytes(), sum(c.size for b in plan.batches for c in b.files), rules.limits)
+    note_disk_guard(store, shortfall, now)
+    if shortfall:
+        context.log.error(f"ALERT {shortfall}")
+        return SkipReason(shortfall)  # the cursor stays: these batches are planned again
     new_keys, requests = [], []
     first_sequence = plan.budget.batches - len(plan.batches) + 1
     for offset, batch in enumerate(plan.batches):

@@ -1,5 +1,6 @@
-"""Operator switches kept in the store, so they work without a deploy or a daemon restart:
-pausing ingestion (the inbox sensor stops forming batches; files wait in the inbox)."""
+"""Operator switches and guards kept in the store, so they work without a deploy or a daemon
+restart: pausing ingestion, and the disk guard that holds new batches while the store is
+short of space (files wait in the inbox either way)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,32 @@ def resume_ingestion(store: Any, actor: str, now: datetime, run_id: str | None =
 
 def ingestion_paused(store: Any) -> dict[str, Any] | None:
     return json.loads(store.read_bytes(PAUSE_KEY)) if store.exists(PAUSE_KEY) else None
+
+
+DISK_GUARD_KEY = "control/disk_guard.json"
+
+
+def disk_shortfall(free: int | None, batch_bytes: int, limits: Any) -> str | None:
+    """Why the store cannot take a batch of `batch_bytes` now (None when it can)."""
+    if free is None:
+        return None  # an object store does not fill up
+    need = int(batch_bytes * limits.output_factor) + limits.min_free_bytes
+    if free >= need:
+        return None
+    return (f"disk guard: {free / 1024**3:.2f} GiB free in the store, a batch of "
+            f"{batch_bytes / 1024**2:.0f} MiB needs {need / 1024**3:.2f} GiB "
+            f"(its output plus limits.min_free_bytes); files wait in the inbox")
+
+
+def note_disk_guard(store: Any, problem: str | None, now: datetime) -> None:
+    """Alert once when the guard engages and once when it clears (not on every tick)."""
+    engaged = store.exists(DISK_GUARD_KEY)
+    if problem and not engaged:
+        store.put_bytes(DISK_GUARD_KEY, json.dumps({"since": now.isoformat(),
+                                                    "reason": problem}).encode())
+        append(store, [audit_record("alert", "-", source="disk_guard", reason=problem,
+                                    actor="inbox_sensor", now=now)])
+    elif not problem and engaged:
+        store.delete(DISK_GUARD_KEY)
+        append(store, [audit_record("alert_cleared", "-", source="disk_guard",
+                                    actor="inbox_sensor", now=now)])

@@ -147,6 +147,10 @@ class Limits:
     max_pixels: int = 178_000_000  # Pillow refuses > 2 x MAX_IMAGE_PIXELS (~179 MP) anyway
     allowed_types: tuple[str, ...] = IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES + SIDECAR_TYPES
     max_sidecar_bytes: int = 1024 * 1024
+    # Disk guard: a batch is accepted only while the store keeps this much free space after
+    # the batch's expected output (its bytes x output_factor: staging, original, derivatives).
+    min_free_bytes: int = 1024**3
+    output_factor: float = 3.0
     max_duration_seconds: float = 4 * 3600.0  # video and audio
     per_file_timeout_seconds: float = 120.0
     worker_memory_mb: int = 3072

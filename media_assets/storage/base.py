@@ -49,6 +49,7 @@ class ObjectStore(Protocol):
     # the object's storage class (e.g. GLACIER_IR), so reads keep working by key.
     def tier(self, key: str) -> str | None: ...
     def set_tier(self, key: str, tier: str) -> None: ...
+    def free_bytes(self) -> int | None: ...  # None: cannot run out (an object store)
 
 
 @dataclass(frozen=True)

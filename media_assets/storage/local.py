@@ -111,8 +111,17 @@ class LocalObjectStore:
         target = self._path(key)
         with classify_os_errors():
             tmp = self._staged_copy(source, target)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # nothing half-written stays visible
+                raise
             fsync_dir(target.parent)
+
+    def free_bytes(self) -> int | None:
+        """Free space where the store writes (None where it cannot run out, e.g. S3)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free
 
     def put_file_if_absent(self, key: str, source: Path) -> bool:
         """Store `source` under `key` unless the key exists: atomic even across processes."""
