@@ -81,7 +81,8 @@ def batch_files(store: Any, batch_key: str, kinds: Collection[str],
     retention has not purged (`log` says how many were skipped for that)."""
     manifest = require_intake(store, batch_key)
     files = stored_files(manifest, kinds, exclude=set(quarantine_records(store, batch_key)))
-    purged = purged_contents(store)
+    purged = {cid: why for cid, why in purged_contents(store).items()
+              if cid in files and not store.exists(files[cid]["original_key"])}
     skipped = [(e["source_name"], purged[cid]) for cid, e in files.items() if cid in purged]
     if skipped and log is not None:
         name, why = skipped[0]

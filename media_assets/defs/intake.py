@@ -25,6 +25,7 @@ from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import first_arrival_key, original_key
 from media_assets.media.manifest import close_batch, mark_unreadable, quarantine, save_manifest
 from media_assets.media.pool import Outcome
+from media_assets.media.retention import revive
 from media_assets.media.sniff import sniff
 from media_assets.storage.base import with_transient_retries
 
@@ -109,6 +110,9 @@ def originals(
         shutil.rmtree(staging, ignore_errors=True)  # incl. partial copies of killed workers
     elapsed = time.perf_counter() - started
 
+    # Bytes that retention had purged and that just arrived again are hot again.
+    revive(store, {f["content_id"] for f in files
+                   if f["status"] == "ok" and store.exists(f["original_key"])})
     manifest["files"] = sorted(files, key=lambda f: f["source_name"])
     manifest["intake_run_id"] = run_id
     manifest["policy_version"] = rules.stamp

@@ -36,7 +36,6 @@ from media_assets.media.catalog import (
     content_view,
     latest_fragments,
     lookup,
-    read_arrivals,
     read_catalog,
     stale_derivatives,
 )
@@ -158,7 +157,7 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
                              policy: PolicyResource) -> SensorResult | SkipReason:
     rules, store = policy.load(), storage.store()
     requests = _requested_rebuilds(store)
-    stale = stale_derivatives(read_arrivals(store), rules)
+    stale = stale_derivatives(read_catalog(store), rules)
     if stale.is_empty() and not requests:
         return SkipReason("every derivative matches the policy's current specs")
     # The run key names the catalog state it starts from (the batch's newest fragment), so a

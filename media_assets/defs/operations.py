@@ -186,6 +186,9 @@ def verify_op(context: OpExecutionContext, config: VerifyConfig, storage: MediaS
         present = view.filter(view["tier"].is_not_null()) if view.height else view
         damaged = []
         for row in present.iter_rows(named=True):
+            if not store.exists(row["original_key"]):
+                damaged.append(f"{row['original_key']} (missing)")
+                continue
             with store.local_path(row["original_key"]) as path:
                 if hash_file(path) != row["content_id"]:
                     damaged.append(row["original_key"])

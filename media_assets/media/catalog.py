@@ -157,7 +157,19 @@ def compact(store: Any, now: datetime) -> dict[str, Any]:
                 "schema_version": SCHEMA_VERSION, "created_at": now.isoformat()}
     store.put_bytes(f"{CATALOG_INDEX_PREFIX}manifest-{stamp}.json",
                     json.dumps(manifest, indent=1, sort_keys=True).encode())
+    _drop_old_indexes(store)
     return manifest
+
+
+INDEX_GENERATIONS_KEPT = 3  # readers of a slightly older manifest still find its index
+
+
+def _drop_old_indexes(store: Any) -> None:
+    manifests = sorted(k for k in store.list(CATALOG_INDEX_PREFIX) if k.endswith(".json"))
+    for old in manifests[:-INDEX_GENERATIONS_KEPT]:
+        stamp = old.rsplit("manifest-", 1)[1].removesuffix(".json")
+        store.delete(f"{CATALOG_INDEX_PREFIX}index-{stamp}.parquet")
+        store.delete(old)
 
 
 def content_view(arrivals: pl.DataFrame) -> pl.DataFrame:
@@ -199,6 +211,8 @@ def stale_derivatives(arrivals: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     if view.is_empty():
         return pl.DataFrame(schema=schema)
     view = view.filter(pl.col("status") == "ok")
+    if "purged_at" in view.columns:  # no original left to render from: not stale, gone
+        view = view.filter(pl.col("purged_at").is_null())
     wanted_rows = [(kind, spec.name, spec.spec_hash, True)
                    for kind in ("image", "video", "audio") for spec in policy.wanted(kind)]
     thumbnail = policy.derivative("thumbnail")

@@ -45,8 +45,14 @@ def with_links(view: pl.DataFrame) -> pl.DataFrame:
             .select("content_id", pl.col("live_photo_id").alias("key")))
     stems = view.filter(pl.col("name_stem").is_not_null()).select(
         "content_id", pl.col("name_stem").alias("key"), media.alias("is_media"))
-    sidecar_pairs = stems.join(stems, on="key", suffix="_other").filter(
-        pl.col("is_media") != pl.col("is_media_other"))  # a sidecar and a media file
+    sidecars = stems.filter(~pl.col("is_media")).select("content_id", "key")
+    files = stems.filter(pl.col("is_media")).select("content_id", "key")
+    # Only sidecar x media pairs are joined: many files sharing a stem cost nothing extra.
+    one_way = sidecars.join(files, on="key", suffix="_other")
+    sidecar_pairs = pl.concat([
+        one_way.select("content_id", "content_id_other"),
+        one_way.select(pl.col("content_id_other").alias("content_id"),
+                       pl.col("content_id").alias("content_id_other"))])
     pairs = pl.concat([
         live.join(live, on="key", suffix="_other").select("content_id", "content_id_other"),
         sidecar_pairs.select("content_id", "content_id_other"),

@@ -41,13 +41,14 @@ def protective(retention: Retention, names: list[str]) -> str:
 def plan_retention(arrivals: pl.DataFrame, quarantine_records: list[dict[str, Any]],
                    retention: Retention, now: datetime,
                    tier_of: Callable[[str], str | None]) -> list[RetentionAction]:
-    """What is due at `now`. A content is dated by its first arrival, and when it arrived
+    """What is due at `now`. A content is dated by when it was first catalogued (not by the
+    file's mtime, which a copy may carry from years ago), and when it arrived
     under several classes (the same bytes in two folders) the most protective one holds."""
     actions: list[RetentionAction] = []
     ok = arrivals.filter((pl.col("status") == "ok") & pl.col("original_key").is_not_null()) \
         if arrivals.height else arrivals
     contents = ok.group_by("content_id").agg(
-        pl.col("original_key").first(), pl.col("arrived_at").min(),
+        pl.col("original_key").first(), pl.col("cataloged_at").min().alias("arrived_at"),
         pl.col("source_name"), pl.col("retention")).sort("content_id") if ok.height else ok
     for row in contents.iter_rows(named=True):
         names = [r if r in retention.classes else retention.class_of(n)
@@ -85,20 +86,17 @@ def plan_retention(arrivals: pl.DataFrame, quarantine_records: list[dict[str, An
 
 def apply_retention(store: Any, actions: list[RetentionAction], *, run_id: str,
                     now: datetime) -> None:
-    """Move or delete what the plan says, record each step in the audit log, and update the
-    lifecycle state the catalog joins in."""
-    audit = []
-    changes = []
+    """Record, then move or delete what the plan says. The audit records and lifecycle state
+    are written first: a run killed half-way leaves state that says more than was done, and
+    the next run (which plans from what the store holds) finishes it."""
+    audit, changes = [], []
     for action in actions:
         if action.action == "move":
-            before = store.tier(action.key)
-            store.set_tier(action.key, "cold")
-            audit.append(audit_record("move", action.content_id, source=f"{before}:{action.key}",
+            audit.append(audit_record("move", action.content_id, source=f"hot:{action.key}",
                                       target=f"cold:{action.key}", reason=action.reason,
                                       run_id=run_id, actor="retention", now=now))
             changes.append({"content_id": action.content_id, "tier": "cold"})
         else:
-            store.delete(action.key)
             audit.append(audit_record(action.action, action.content_id, source=action.key,
                                       reason=action.reason, run_id=run_id, actor="retention",
                                       now=now))
@@ -108,6 +106,19 @@ def apply_retention(store: Any, actions: list[RetentionAction], *, run_id: str,
     append(store, audit)
     if changes:
         update_lifecycle(store, changes)
+    for action in actions:
+        if action.action == "move":
+            store.set_tier(action.key, "cold")
+        else:
+            store.delete(action.key)
+
+
+def revive(store: Any, content_ids: set[str]) -> None:
+    """The same bytes arrived again after a purge: the content is hot again."""
+    state = read_lifecycle(store)
+    purged = set(state.filter(pl.col("purged_at").is_not_null())["content_id"]) & content_ids
+    if purged:
+        update_lifecycle(store, [{"content_id": cid, "tier": "hot"} for cid in sorted(purged)])
 
 
 def read_lifecycle(store: Any) -> pl.DataFrame:
@@ -136,7 +147,8 @@ def purged_contents(store: Any) -> dict[str, str]:
 
 
 def with_lifecycle(arrivals: pl.DataFrame, lifecycle: pl.DataFrame) -> pl.DataFrame:
-    """Arrival rows with `tier` (hot / cold / null once purged) and `purged_at`."""
+    """Arrival rows with `tier` (hot / cold / null once purged) and `purged_at` (a purge is
+    undone by intake when the same bytes arrive again)."""
     stored = (pl.col("status") == "ok") & pl.col("original_key").is_not_null()
     if lifecycle.is_empty():
         return arrivals.with_columns(

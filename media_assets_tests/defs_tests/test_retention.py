@@ -104,3 +104,33 @@ def test_the_audit_log_is_only_ever_appended_to(two_folders):
     after = {k: install.store.read_bytes(k) for k in install.store.list("audit/")}
     assert set(before) < set(after)
     assert all(after[k] == v for k, v in before.items())
+
+
+def test_bytes_that_arrive_again_after_a_purge_are_processed_again(two_folders):
+    install, _ = two_folders
+    retention(install, days=10, dry_run=False)
+    [gone] = rows(install, "scratch/web.webp").to_dicts()
+    assert gone["purged_at"] is not None
+    write_sample_images(install.inbox / "again", size=(96, 72), seed=9)
+    install.age_inbox()
+    [run] = install.ingest()
+    assert run.success
+    again = read_catalog(install.store).filter(pl.col("content_id") == gone["content_id"])
+    assert set(again["tier"]) == {"hot"} and again["purged_at"].null_count() == again.height
+
+
+def test_a_purged_batch_asks_for_no_rebuild_after_a_spec_change(two_folders):
+    from dagster import build_sensor_context
+
+    from media_assets.defs.maintenance import stale_derivatives_sensor
+
+    install, _ = two_folders
+    retention(install, days=10, dry_run=False)
+    install.set_policy(retention={"folders": {"scratch": "ephemeral"}},
+                       derivatives={"thumbnail": {"long_edge": 120, "format": "webp"}})
+    context = build_sensor_context(instance=install.instance,
+                                   resources=install.sensor_resources())
+    [request] = stale_derivatives_sensor(context).run_requests
+    assert install.process(request.partition_key, ["thumbnails", "catalog"]).success
+    after = stale_derivatives_sensor(context)  # purged files are not stale: nothing loops
+    assert "every derivative matches" in after.skip_message
