@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from media_assets.media.archive import (
+    ARCHIVE_PREFIX,
     batch_day,
     build_day,
     collect,
@@ -71,6 +72,9 @@ def _delete_objects(store: Any, cid: str, rows: pl.DataFrame, policy: Policy,
     keys = {k for k in store.list(f"originals/{shard}") if cid in k}
     keys |= {quarantine_blob_key(cid), first_arrival_key(cid)}
     keys |= {metadata_key(cid, version) for version in metadata_versions}
+    # Derivatives of older specs and metadata of older extractors: keys end in the content id.
+    keys |= {k for prefix in ("derived/", "metadata/") for k in store.list(prefix)
+             if f"/{shard}{cid}." in k}
     for kind in ("image", "video", "audio"):
         for spec in (*policy.wanted(kind), policy.derivative("thumbnail")):
             key = spec_output_key(spec, cid)
@@ -78,9 +82,8 @@ def _delete_objects(store: Any, cid: str, rows: pl.DataFrame, policy: Policy,
     for derivatives in rows["derivatives"].to_list() if rows.height else []:
         keys |= {d["key"] for d in derivatives or []}
     keys |= {r for r in rows["original_key"].drop_nulls()} if rows.height else set()
-    for batch in batches:
-        keys |= {k for k in store.list(f"quarantine/records/{batch}/")
-                 if k.rsplit("/", 1)[-1].startswith(cid)}
+    keys |= {k for k in store.list("quarantine/records/")
+             if k.rsplit("/", 1)[-1].startswith(cid)}
     deleted = sorted(k for k in keys if store.exists(k))
     for key in deleted:
         store.delete(key)
@@ -142,13 +145,23 @@ def _drop_lifecycle(store: Any, cid: str) -> None:
         store.put_bytes(LIFECYCLE_KEY, sink.getvalue())
 
 
+def _archived_days(store: Any) -> list[Any]:
+    """Every archived day (from its manifest): an erasure retried after a failure no longer
+    finds the content in the catalog, but must still find it in the archive."""
+    from datetime import date
+
+    return [date.fromisoformat(k.split("date=", 1)[1][:10]) for k in store.list(ARCHIVE_PREFIX)
+            if k.endswith("/manifest.json") and "/history/" not in k]
+
+
 def _rewrite_archive_days(store: Any, cid: str, batches: list[str], now: datetime,
                           run_id: str) -> list[str]:
     """Archive days that held the content, as a new manifest version; the old version's data
     files are removed at once (not after a grace period) and its manifest lists the erasure."""
     rewritten = []
     arrivals = read_arrivals(store)
-    for day in sorted({batch_day(b) for b in batches}):
+    days = {batch_day(b) for b in batches} | set(_archived_days(store))
+    for day in sorted(days):
         manifest = read_manifest(store, day)
         if manifest is None or cid not in manifest["content_ids"]:
             continue

@@ -84,3 +84,40 @@ def test_an_erasure_needs_a_full_content_id_and_a_reason(install):
                        "erase_op")
     assert not empty_reason.success
 
+
+
+def test_derivatives_of_older_specs_are_erased_too(install, monkeypatch):
+    ingest_on(install, monkeypatch, datetime(2026, 11, 20, 9, tzinfo=UTC), "shoot")
+    batch = read_arrivals(install.store)["batch_key"][0]
+    install.set_policy(derivatives={"thumbnail": {"long_edge": 120, "format": "webp"}})
+    assert install.process(batch, ["thumbnails", "catalog"]).success  # a second thumbnail
+    row = read_arrivals(install.store).filter(
+        pl.col("source_name") == "shoot/web.webp").row(0, named=True)
+    before = [k for k in install.store.list("derived/") if row["content_id"] in k]
+    assert len([k for k in before if k.startswith("derived/thumbnail/")]) == 2
+    assert run(install, "erase_content", {"content_id": row["content_id"], "reason": "takedown"},
+               "erase_op").success
+    assert [k for k in install.store.list("") if row["content_id"] in k.rsplit("/", 1)[-1]
+            and not k.startswith(("audit/", "archive/"))] == []
+
+
+def test_an_erasure_that_failed_half_way_finishes_when_run_again(install, monkeypatch):
+    from media_assets.media import erasure
+
+    ingest_on(install, monkeypatch, datetime(2026, 11, 20, 9, tzinfo=UTC), "shoot")
+    assert materialise(install, "archive_catalog", DAY.isoformat()).success
+    cid = read_arrivals(install.store).filter(
+        pl.col("source_name") == "shoot/web.webp")["content_id"][0]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(erasure, "_rewrite_archive_days", broken)
+        first = run(install, "erase_content", {"content_id": cid, "reason": "privacy"},
+                    "erase_op")
+        assert not first.success
+    assert cid in read_manifest(install.store, DAY)["content_ids"]  # catalog done, archive not
+    assert run(install, "erase_content", {"content_id": cid, "reason": "privacy"},
+               "erase_op").success
+    assert cid not in read_manifest(install.store, DAY)["content_ids"]
