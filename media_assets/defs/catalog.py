@@ -17,7 +17,6 @@ from media_assets.defs.intake import INTAKE_VERSION
 from media_assets.defs.metadata import image_metadata, load_metadata
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.av_probe import probe_av
 from media_assets.media.catalog import fragment_bytes, fragment_key, read_batch_fragment
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
 from media_assets.media.links import live_photo_id, name_stem
@@ -98,6 +97,7 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
     batch_key = manifest["batch_key"]
     quarantined = quarantine_records(store, batch_key)
     steps = {name: load_step_results(store, batch_key, name).get("ms", {}) for name in STEPS}
+    plans = load_step_results(store, batch_key, "web_rendition_plans")
     rows = []
     for entry in manifest["files"]:
         cid = entry.get("content_id") or "unknown"
@@ -139,7 +139,8 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
             "rights": meta.get("copyright") or (meta.get("tags") or {}).get("copyright"),
             "retention": rules.retention.class_of(entry["source_name"]),
             "metadata_json": json.dumps(meta, sort_keys=True) if meta else None,
-            "derivatives": _derivatives(store, cid, kind, rules, previous.get(cid, []))
+            "derivatives": _derivatives(store, cid, kind, rules, previous.get(cid, []),
+                                        plans.get(cid, {}))
             if status == "ok" else [],
             "intake_ms": entry.get("intake_ms"),
             "metadata_ms": _step_ms(steps, cid, "image_metadata", "video_metadata",
@@ -164,7 +165,7 @@ def _step_ms(steps: dict[str, dict[str, float]], cid: str, *names: str) -> float
 
 
 def _derivatives(store: Any, cid: str, kind: str | None, rules: Policy,
-                 previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                 previous: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Current-spec derivatives that exist; otherwise the older ones still in the store."""
     older = {d["name"]: d for d in previous}
     specs = list(rules.wanted(kind or ""))
@@ -174,7 +175,7 @@ def _derivatives(store: Any, cid: str, kind: str | None, rules: Policy,
     for spec in specs:
         key = spec_output_key(spec, cid)
         if store.exists(key):
-            found.append(_describe(store, spec.name, key, spec.spec_hash))
+            found.append(_describe(store, spec.name, key, spec.spec_hash, plan))
             if spec.name == "waveform":
                 image_key = waveform_image_key(spec, cid)
                 found.append(_describe(store, "waveform_image", image_key, spec.spec_hash))
@@ -185,15 +186,16 @@ def _derivatives(store: Any, cid: str, kind: str | None, rules: Policy,
     return found
 
 
-def _describe(store: Any, name: str, key: str, spec_hash: str) -> dict[str, Any]:
+def _describe(store: Any, name: str, key: str, spec_hash: str,
+              plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A derivative's entry. Image sizes come from the header; a rendition's from what the
+    web_rendition step decided (no video is parsed in the run's own process)."""
     width = height = None
     if key.rsplit(".", 1)[-1] in ("webp", "jpg", "png"):
         with store.local_path(key) as path, Image.open(path) as im:
             width, height = im.size
-    elif key.endswith(".mp4"):
-        with store.local_path(key) as path:
-            video = (probe_av(path)["video"] or [{}])[0]
-            width, height = video.get("width"), video.get("height")
+    elif key.endswith(".mp4") and plan:
+        width, height = plan.get("width") or None, plan.get("height") or None
     return {"name": name, "key": key, "spec_hash": spec_hash, "width": width,
             "height": height, "bytes": store.size(key)}
 

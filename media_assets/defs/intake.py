@@ -19,10 +19,9 @@ from media_assets.defs.resources import (
     MediaStorage,
     PolicyResource,
 )
-from media_assets.media.av_probe import probe_av
 from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
-from media_assets.media.layout import first_arrival_key, original_key
+from media_assets.media.layout import first_arrival_key, metadata_key, original_key
 from media_assets.media.manifest import close_batch, mark_unreadable, quarantine, save_manifest
 from media_assets.media.pool import Outcome
 from media_assets.media.retention import revive
@@ -211,9 +210,8 @@ def _from_store(store: Any, source: dict[str, Any]) -> dict[str, Any]:
     with store.open_read(matches[0]) as handle:
         sniffed = sniff(handle.read(65536))
     kind = sniffed.kind
-    if kind in ("video", "audio"):  # an MP4 may hold only audio: the streams decide
-        with store.local_path(matches[0]) as path:
-            kind = "video" if probe_av(path)["video"] else "audio"
+    if kind in ("video", "audio"):  # an MP4 may hold only audio: its metadata says which
+        kind = "audio" if store.exists(metadata_key(cid, "audio-v1")) else "video"
     return {**base, "status": "ok", "original_key": matches[0], "kind": kind,
             "type": sniffed.type, "bytes": store.size(matches[0]), "reason": None}
 
