@@ -69,7 +69,10 @@ def originals(
             files.append(previous[name])  # ingested by an earlier run of this batch
             if name not in released and "quarantine_key" not in source:
                 leaving.append(name)  # (removed only if still the file the batch was made of)
-        elif "quarantine_key" in source and store.exists(source["quarantine_key"]):
+        elif "quarantine_key" in source and not store.exists(source["quarantine_key"]):
+            files.append({**_missing(source), "source_name": name,
+                          "reason": "gone_from_quarantine"})  # never an inbox namesake
+        elif "quarantine_key" in source:
             with store.local_path(source["quarantine_key"]) as path:
                 inbox_paths[name], sources[name] = path, source
                 released.add(name)

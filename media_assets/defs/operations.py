@@ -23,7 +23,7 @@ from media_assets.media.archive import ARCHIVE_PREFIX, verify_stored_day
 from media_assets.media.catalog import content_view, read_catalog, stale_derivatives
 from media_assets.media.control import pause_ingestion, resume_ingestion
 from media_assets.media.intake import hash_file
-from media_assets.media.manifest import all_quarantine_records
+from media_assets.media.manifest import all_quarantine_records, claimed_inbox_names
 from media_assets.media.rebuild import plan_rebuild, save_request
 from media_assets.media.reconcile import reconcile
 from media_assets.media.replay import release, select_quarantined
@@ -84,6 +84,13 @@ def reprocess_op(context: OpExecutionContext, config: ReprocessConfig, storage: 
     chosen = select_quarantined(all_quarantine_records(store), reasons=config.reasons,
                                 stages=config.stages, error_classes=config.error_classes,
                                 since=config.since, until=config.until)
+    # Contents already catalogued fine since (an earlier replay, a new arrival) or waiting in
+    # an open replay batch are not released again.
+    view = content_view(read_catalog(store))
+    fine = set(view.filter(view["status"] == "ok")["content_id"]) if view.height else set()
+    _, open_batches = claimed_inbox_names(store)
+    waiting = {s.get("content_id") for m in open_batches for s in m["sources"]}
+    chosen = [r for r in chosen if r["content_id"] not in fine | waiting]
     metadata = {"matching": len(chosen), "dry_run": config.dry_run,
                 "files": table(chosen, [("source_name", "string"), ("content_id", "string"),
                                         ("reason", "string"), ("stage", "string"),

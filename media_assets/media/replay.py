@@ -56,7 +56,8 @@ def release(store: Any, records: list[dict[str, Any]], batching: Batching, *, wh
             group = chosen[start:start + per_batch]
             sources = [{"quarantine_key": r["bytes_key"], "content_id": r["content_id"],
                         "source_name": r["source_name"]} for r in group]
-            key = f"{stamp}-r{len(manifests) + 1:03d}"  # 'r': a replay batch
+            # 'r': a replay batch; the run id keeps two releases in one second apart
+            key = f"{stamp}-r{len(manifests) + 1:03d}-{(run_id or 'manual')[:8]}"
             manifest = new_manifest(key, lane, sources, now, f"replay: {why}")
             open_batch(store, manifest)
             manifests.append(manifest)

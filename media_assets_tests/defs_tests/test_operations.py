@@ -143,3 +143,20 @@ def test_the_rebuild_job_asks_for_runs_that_the_rebuild_sensor_launches(install)
 def test_an_unknown_rebuild_mode_fails_with_its_reason(install):
     bad = run(install, "rebuild_derivatives", "rebuild_op", {"mode": "everything"})
     assert not bad.success
+
+
+def test_a_file_already_reprocessed_is_not_released_again(install):
+    install.set_policy(limits={"max_pixels": 10_000})
+    synth_photo((200, 150), seed=3).save(install.inbox / "big.jpg", quality=85)
+    install.age_inbox()
+    install.ingest()
+    install.set_policy(limits={"max_pixels": 178_000_000})
+    config = {"reasons": ["too_many_pixels"], "dry_run": False}
+    [batch] = output(run(install, "reprocess_quarantined", "reprocess_op", config))[
+        "replay_batches"]
+    again = output(run(install, "reprocess_quarantined", "reprocess_op", config))
+    assert again["matching"] == 0  # waiting in its open replay batch
+    [request] = install.tick().run_requests
+    assert install.process(batch, job_name=request.job_name).success
+    assert output(run(install, "reprocess_quarantined", "reprocess_op", config))[
+        "matching"] == 0  # catalogued fine now
