@@ -10,6 +10,7 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, asset_check
 from media_assets.defs.av_derivatives import (
     audio_preview,
     poster,
+    rendition_key,
     waveform,
     waveform_image_key,
     web_rendition,
@@ -26,22 +27,24 @@ from media_assets.media.av_inspect import (
     inspect_waveform,
 )
 from media_assets.media.layout import spec_output_key
+from media_assets.media.manifest import load_step_results
 
 
 def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: DecodeWorkers,
-                  limits: Any, kinds: tuple[str, ...], keys: Callable[[str], list[str]],
+                  limits: Any, kinds: tuple[str, ...], keys: Callable[..., list[str]],
                   task: Callable[..., Any], extra_args: Callable[[str], tuple[Any, ...]],
-                  **metadata: Any) -> AssetCheckResult:
+                  timeout: float | None = None, **metadata: Any) -> AssetCheckResult:
     """Run `task(*local paths of keys(cid), *extra_args(cid))` for each file in the worker
     pool; a returned string, an error or a missing output is the file's failure."""
     failures: dict[str, str] = {}
     checked = 0
     for batch_key in partition_keys(context):
         files = batch_files(store, batch_key, kinds)
+        plans = load_step_results(store, batch_key, "web_rendition_plans")
         with contextlib.ExitStack() as local:  # a remote store downloads each output once
             tasks = []
             for cid, entry in files.items():
-                wanted = keys(cid)
+                wanted = keys(cid, entry, plans)
                 if not wanted:
                     continue
                 checked += 1
@@ -51,7 +54,7 @@ def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: Deco
                     continue
                 paths = [local.enter_context(store.local_path(k)) for k in wanted]
                 tasks.append((cid, task, (*paths, *extra_args(cid))))
-            for cid, outcome in workers.run(tasks, limits).items():
+            for cid, outcome in workers.run(tasks, limits, timeout=timeout).items():
                 problem = outcome.value if outcome.ok else f"check failed: {outcome.error}"
                 if problem:
                     failures[files[cid]["source_name"]] = problem
@@ -67,10 +70,11 @@ def web_rendition_plays(context: AssetCheckExecutionContext, storage: MediaStora
     spec = rules.video.rendition
     return _inspect_each(
         context, store, workers, rules.limits, ("video",),
-        lambda cid: [] if spec.mode == "never" else [spec_output_key(spec, cid)],
+        lambda cid, entry, plans: [] if spec.mode == "never" else [
+            rendition_key(plans.get(cid), spec, cid, entry["original_key"])],
         inspect_rendition,
         lambda cid: (load_metadata(store, cid, VIDEO_EXTRACTOR), spec),
-        spec_hash=spec.spec_hash)
+        timeout=rules.video.timeout_seconds, spec_hash=spec.spec_hash)
 
 
 @asset_check(asset=audio_preview, partitions_def=batch_partitions,
@@ -81,7 +85,7 @@ def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaSt
     spec = rules.audio.preview
     return _inspect_each(
         context, store, workers, rules.limits, ("audio",),
-        lambda cid: [spec_output_key(spec, cid)], inspect_audio_preview,
+        lambda cid, entry, plans: [spec_output_key(spec, cid)], inspect_audio_preview,
         lambda cid: (load_metadata(store, cid, AUDIO_EXTRACTOR).get("duration_seconds"), spec),
         spec_hash=spec.spec_hash)
 
@@ -94,7 +98,7 @@ def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage
     spec = rules.audio.waveform
     return _inspect_each(
         context, store, workers, rules.limits, ("audio",),
-        lambda cid: [spec_output_key(spec, cid), waveform_image_key(spec, cid)],
+        lambda cid, entry, plans: [spec_output_key(spec, cid), waveform_image_key(spec, cid)],
         inspect_waveform, lambda cid: (spec,), spec_hash=spec.spec_hash)
 
 

@@ -106,25 +106,25 @@ def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaS
 def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
                   policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
     """Each video as H.264 + AAC in a fast-start MP4: long edge and frame rate capped,
-    rotation baked in. Under `when_needed` a source that already fits is its own rendition."""
+    rotation baked in. Under `when_needed` a source that already fits is its own rendition:
+    nothing is written, the catalog points at the original (and a purge removes both)."""
     store, rules = storage.store(), policy.load()
     spec = rules.video.rendition
     files = batch_files(store, context.partition_key, ("video",), context.log)
     if spec.mode == "never":
         return _result(store, files, {}, set(), time.perf_counter(), spec, skipped="policy: never")
-    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid), config.force)
+    recorded = load_step_results(store, context.partition_key, "web_rendition_plans")
+    todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c),
+                                          config.force).items()
+            if config.force or not is_own_rendition(recorded.get(cid), spec)}
     started = time.perf_counter()
     plans: dict[str, dict[str, Any]] = {}
     with _scratch(store, "rendition-") as scratch:
 
         def keep(cid: str, plan: dict[str, Any]) -> None:
-            key = spec_output_key(spec, cid)
             if plan["action"] == "transcode":
-                store.put_file(key, scratch / f"{cid}.mp4")
-            else:  # the original already is a web rendition: link it, no second copy
-                with store.local_path(files[cid]["original_key"]) as original:
-                    store.put_file_if_absent(key, original)
-            plans[cid] = plan
+                store.put_file(spec_output_key(spec, cid), scratch / f"{cid}.mp4")
+            plans[cid] = {**plan, "spec_hash": spec.spec_hash}
             (scratch / f"{cid}.mp4").unlink(missing_ok=True)
 
         failed = process_files(
@@ -163,6 +163,16 @@ def audio_preview(context: AssetExecutionContext, config: RenderConfig, storage:
                                spec.seconds, spec.bit_rate),
             keep, stage="audio_preview", timeout=rules.audio.timeout_seconds)
     return _result(store, files, todo, failed, started, spec)
+
+
+def is_own_rendition(plan: dict[str, Any] | None, spec: Any) -> bool:
+    """True when, under this spec, the original itself serves as the web rendition."""
+    return bool(plan and plan.get("action") == "skip" and plan.get("spec_hash") == spec.spec_hash)
+
+
+def rendition_key(plan: dict[str, Any] | None, spec: Any, cid: str, original_key: str) -> str:
+    """Where a video's web rendition is: the original, or the spec's output."""
+    return original_key if is_own_rendition(plan, spec) else spec_output_key(spec, cid)
 
 
 def waveform_image_key(spec: Any, cid: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from PIL import Image
 
-from media_assets.defs.av_derivatives import av_assets, waveform_image_key
+from media_assets.defs.av_derivatives import av_assets, rendition_key, waveform_image_key
 from media_assets.defs.av_metadata import METADATA_VERSIONS, audio_metadata, video_metadata
 from media_assets.defs.common import STORAGE_RETRY, require_intake, table
 from media_assets.defs.derivatives import image_derivatives
@@ -139,7 +139,7 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
             "rights": meta.get("copyright") or (meta.get("tags") or {}).get("copyright"),
             "retention": rules.retention.class_of(entry["source_name"]),
             "metadata_json": json.dumps(meta, sort_keys=True) if meta else None,
-            "derivatives": _derivatives(store, cid, kind, rules, previous.get(cid, []),
+            "derivatives": _derivatives(store, entry, kind, rules, previous.get(cid, []),
                                         plans.get(cid, {}))
             if status == "ok" else [],
             "intake_ms": entry.get("intake_ms"),
@@ -164,7 +164,7 @@ def _step_ms(steps: dict[str, dict[str, float]], cid: str, *names: str) -> float
     return round(sum(spent), 2) if spent else None
 
 
-def _derivatives(store: Any, cid: str, kind: str | None, rules: Policy,
+def _derivatives(store: Any, entry: dict[str, Any], kind: str | None, rules: Policy,
                  previous: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Current-spec derivatives that exist; otherwise the older ones still in the store."""
     older = {d["name"]: d for d in previous}
@@ -172,9 +172,12 @@ def _derivatives(store: Any, cid: str, kind: str | None, rules: Policy,
     if kind == "audio":
         specs.append(rules.derivative("thumbnail"))  # from cover art, when there is one
     found = []
+    cid = entry["content_id"]
     for spec in specs:
         key = spec_output_key(spec, cid)
-        if store.exists(key):
+        if spec.name == "web_rendition":
+            key = rendition_key(plan, spec, cid, entry.get("original_key") or "")
+        if key and store.exists(key):
             found.append(_describe(store, spec.name, key, spec.spec_hash, plan))
             if spec.name == "waveform":
                 image_key = waveform_image_key(spec, cid)

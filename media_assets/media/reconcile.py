@@ -40,7 +40,9 @@ def reconcile(store: Any, arrivals: pl.DataFrame) -> Reconciliation:
             continue  # retention purged it on purpose (audit log, lifecycle state)
         if not row["original_key"] or not store.exists(row["original_key"]):
             result.missing_originals.append(f"{row['content_id']} ({row['source_name']})")
-    wanted = {d["key"] for derivatives in ok["derivatives"].to_list() for d in derivatives or []}
+    alive = ok.filter(pl.col("purged_at").is_null()) if "purged_at" in ok.columns else ok
+    wanted = {d["key"] for derivatives in alive["derivatives"].to_list()
+              for d in derivatives or []}
     result.missing_derivatives = sorted(k for k in wanted if not store.exists(k))
     # Every fragment file, not the merged view: a batch with two live fragments or a fragment
     # with a repeated row would be counted twice by any reader that globs the folder.

@@ -52,9 +52,10 @@ def plan_rendition(probe: dict[str, Any], spec: RenditionSpec) -> RenditionPlan:
     if spec.mode == "never":
         return RenditionPlan("skip", "policy: never")
     audio_ok = all(a["codec"] == "aac" for a in probe["audio"])
+    browser_safe = video.get("pixel_format") in (None, "yuv420p", "yuvj420p")
     fits = (video["codec"] == "h264" and audio_ok and probe["container"].startswith("mov")
             and scale == 1.0 and (video.get("frame_rate") or 0) <= spec.max_fps
-            and rotation == 0)
+            and rotation == 0 and browser_safe)
     if spec.mode == "when_needed" and fits:
         return RenditionPlan("skip", "already H.264/AAC MP4 within limits", plan.width,
                              plan.height, plan.fps, 0)
@@ -126,7 +127,29 @@ def render_web_rendition(path: Path, out_path: Path, spec: RenditionSpec) -> dic
     Returns the plan; `action == "skip"` with a source that fits means the original itself is
     the web rendition (the caller links it), with mode `never` there is none."""
     plan = plan_rendition(probe_av(path), spec)
+    if plan.action == "skip" and plan.width and not moov_first(path):
+        plan = RenditionPlan("transcode", "needs transcoding: not fast-start", plan.width,
+                             plan.height, plan.fps, plan.rotation)
     if plan.action == "transcode":
         transcode(path, out_path, plan, spec)
     return {"action": plan.action, "reason": plan.reason, "width": plan.width,
             "height": plan.height, "fps": plan.fps, "rotation": plan.rotation}
+
+
+def moov_first(path: Path) -> bool:
+    """True when the MP4's index (moov) comes before its media data (mdat): fast start."""
+    with open(path, "rb") as handle:
+        while header := handle.read(8):
+            if len(header) < 8:
+                return False
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if size == 1:
+                size = int.from_bytes(handle.read(8), "big") - 8
+            elif size < 8:
+                return False
+            handle.seek(size - 8, 1)
+    return False

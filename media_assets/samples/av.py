@@ -64,10 +64,13 @@ def _convert(frame: av.AudioFrame, fmt: str, layout: str, rate: int) -> av.Audio
 def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps: int = 10,
                 size: tuple[int, int] = (64, 48), audio: str | None = "stereo",
                 audio_codec: str = "aac", rotation: int | None = None, gop: int | None = None,
-                tags: Mapping[str, str] | None = None, format: str | None = None) -> Path:
+                tags: Mapping[str, str] | None = None, format: str | None = None,
+                faststart: bool = False) -> Path:
     """A synthetic clip. `rotation` is the display matrix angle as FFmpeg counts it
-    (counter-clockwise; a portrait phone clip carries -90)."""
-    options = {"movflags": "use_metadata_tags"} if tags else {}
+    (counter-clockwise; a portrait phone clip carries -90). `faststart` puts the MP4 index
+    first, as web-ready files have it."""
+    flags = ["use_metadata_tags"] * bool(tags) + ["faststart"] * faststart
+    options = {"movflags": "+".join(flags)} if flags else {}
     with av.open(str(path), "w", format=format, options=options) as out:
         out.metadata.update(tags or {})
         video = out.add_stream(codec, rate=fps, options={"g": str(gop)} if gop else {})
@@ -134,7 +137,7 @@ def write_sample_av(dest: Path, *, size: tuple[int, int] = (320, 240),
     small = (width // 2 // 2 * 2, height // 2 // 2 * 2)
     cover = Image.new("RGB", (120, 120), (200, 40, 40))
     made = [
-        write_video(dest / "clip_h264.mp4", seconds=seconds, size=size, fps=25),
+        write_video(dest / "clip_h264.mp4", seconds=seconds, size=size, fps=25, faststart=True),
         write_video(dest / "phone_portrait.mov", seconds=seconds, size=size, fps=60,
                     audio="mono", rotation=-90, format="mov"),
         write_video(dest / "clip_vp9.webm", codec="libvpx-vp9", seconds=seconds, size=small,

@@ -128,3 +128,14 @@ def test_memory_does_not_grow_with_the_length_of_the_source(tmp_path):
 
     short, long = growth_kib(6), growth_kib(60)
     assert long - short < 20 * 1024, (short, long)
+
+
+def test_a_fitting_mp4_is_transcoded_anyway_when_browsers_cannot_play_it_as_it_is(tmp_path):
+    from media_assets.media.rendition import moov_first
+    from media_assets.samples.av import write_video
+
+    ten_bit = probe(width=640, height=360)
+    ten_bit["video"][0]["pixel_format"] = "yuv422p10le"
+    assert plan_rendition(ten_bit, RenditionSpec()).action == "transcode"
+    assert moov_first(write_video(tmp_path / "web.mp4", faststart=True))
+    assert not moov_first(write_video(tmp_path / "camera.mp4"))  # index at the end
