@@ -19,7 +19,7 @@ from media_assets.defs.catalog import catalog
 from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
 from media_assets.media.audit import append, audit_record
 from media_assets.media.freshness import oldest_pending
-from media_assets.media.manifest import claimed_inbox_names
+from media_assets.media.manifest import claimed_inbox_names, unreadable_files
 
 
 def utcnow() -> datetime:
@@ -34,7 +34,10 @@ def arrivals_are_catalogued_in_time(context: AssetCheckExecutionContext, storage
                                     policy: PolicyResource) -> AssetCheckResult:
     store, limit = storage.store(), policy.load().freshness_minutes * 60
     _, open_batches = claimed_inbox_names(store)
-    pending = oldest_pending(inbox.inbox().list_entries(), open_batches, utcnow())
+    unreadable = unreadable_files(store)  # reported by every sensor tick, not late work
+    entries = [e for e in inbox.inbox().list_entries()
+               if unreadable.get(e.name) != (e.size, e.mtime)]
+    pending = oldest_pending(entries, open_batches, utcnow())
     overdue = pending.oldest_age_seconds > limit
     if overdue:
         message = (f"{pending.oldest_name} has waited {pending.oldest_age_seconds / 60:.1f} min "
