@@ -27,6 +27,7 @@ dev: install samples  ## start dagster dev (webserver + daemon) with the inbox s
 	mkdir -p "$(DAGSTER_HOME)"
 	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(VENV)/bin/dagster instance concurrency set transcode $(TRANSCODE_SLOTS)
+	$(VENV)/bin/dagster instance concurrency set lifecycle 1
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install  ## the whole suite (CI runs exactly this)

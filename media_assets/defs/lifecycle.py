@@ -31,7 +31,12 @@ class RetentionConfig(Config):
     as_of: str = Field(default="", description="Judge ages as of this ISO time (default now).")
 
 
-@op(description="Move or purge what the retention classes say is due; record it in the audit "
+# Retention and erasure rewrite the lifecycle state: one at a time (limit set by `make dev`).
+LIFECYCLE_POOL = "lifecycle"
+
+
+@op(pool=LIFECYCLE_POOL,
+    description="Move or purge what the retention classes say is due; record it in the audit "
                 "log and the catalog's lifecycle state.")
 def retention_op(context: OpExecutionContext, config: RetentionConfig, storage: MediaStorage,
                  policy: PolicyResource) -> None:
@@ -78,7 +83,8 @@ class ErasureConfig(Config):
     actor: str = Field(default="operator", description="Who asked for it.")
 
 
-@op(description="Erase one content id everywhere: store, derivatives, quarantine, catalog, "
+@op(pool=LIFECYCLE_POOL,
+    description="Erase one content id everywhere: store, derivatives, quarantine, catalog, "
                 "index and archive days; the audit log records the erasure.")
 def erase_op(context: OpExecutionContext, config: ErasureConfig, storage: MediaStorage,
              policy: PolicyResource) -> None:

@@ -121,8 +121,19 @@ def read_index_manifest(store: Any) -> dict[str, Any] | None:
     return json.loads(store.read_bytes(manifests[-1])) if manifests else None
 
 
-def read_arrivals(store: Any) -> pl.DataFrame:
-    """Every arrival row: the compacted index plus the fragments written since it."""
+def read_arrivals(store: Any, attempts: int = 3) -> pl.DataFrame:
+    """Every arrival row: the compacted index plus the fragments written since it. A batch
+    re-catalogued between listing and reading replaces its fragment: list again."""
+    for attempt in range(attempts):
+        try:
+            return _read_arrivals_once(store)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_arrivals_once(store: Any) -> pl.DataFrame:
     latest = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     manifest = read_index_manifest(store)
     frames: list[pl.DataFrame] = []
