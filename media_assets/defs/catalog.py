@@ -17,6 +17,7 @@ from media_assets.defs.intake import INTAKE_VERSION
 from media_assets.defs.metadata import image_metadata, load_metadata
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.media.breaker import record_outcomes
 from media_assets.media.catalog import fragment_bytes, fragment_key, read_batch_fragment
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
 from media_assets.media.links import live_photo_id, name_stem
@@ -50,6 +51,8 @@ def catalog(
                       code_versions=code_versions)
     key = fragment_key(batch_key, now, context.run.run_id)
     store.put_bytes(key, fragment_bytes(rows))
+    record_outcomes(store, manifest.get("lane") or "image", batch_key,
+                    [r["reason"] if r["status"] == "quarantined" else None for r in rows])
     for older in store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"):
         if older < key:  # superseded; a newer one (a concurrent run's) is left alone
             store.delete(older)

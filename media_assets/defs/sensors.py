@@ -18,14 +18,18 @@ from dagster import (
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
 from media_assets.defs.partitions import LANE_TAG, batch_partitions
 from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
+from media_assets.media.audit import append, audit_record
 from media_assets.media.batching import (
+    LANES,
     BudgetState,
     Candidate,
     batch_key,
     classify_lane,
     plan_batches,
 )
+from media_assets.media.breaker import next_state, set_probe
 from media_assets.media.control import disk_shortfall, ingestion_paused, note_disk_guard
+from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import (
     claimed_inbox_names,
     new_manifest,
@@ -103,6 +107,7 @@ def inbox_sensor(
         lane, _ = classify_lane(header, entry.size, batching)
         candidates.append(Candidate(entry.name, entry.size, entry.mtime, lane))
 
+    candidates, breaker_notes, probing = _apply_breakers(context, store, rules, candidates, now)
     state = BudgetState.from_cursor(context.cursor)
     plan = plan_batches(candidates, batching, state, now, rules.freshness_minutes * 60)
     shortfall = disk_shortfall(
@@ -117,6 +122,8 @@ def inbox_sensor(
         key = batch_key(now, first_sequence + offset)
         sources = [{"inbox": c.name, "size": c.size, "mtime": c.mtime} for c in batch.files]
         open_batch(store, new_manifest(key, batch.lane, sources, now, batch.closed_because))
+        if batch.lane in probing:  # the half-open lane's single-file probe
+            set_probe(store, batch.lane, probing[batch.lane], key)
         new_keys.append(key)
         requests.append(_run_request(key, batch.lane))
     for manifest in orphans:
@@ -129,7 +136,9 @@ def inbox_sensor(
              and (now - datetime.fromisoformat(m["created_at"])).total_seconds() > RELAUNCH_AFTER]
     requests.extend(_run_request(m["batch_key"], m["lane"]) for m in stuck)
 
-    message = _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable)
+    message = "; ".join(filter(None, [
+        _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable),
+        *breaker_notes]))
     if not requests:
         context.update_cursor(plan.budget.to_cursor())
         return SkipReason(message)
@@ -140,6 +149,35 @@ def inbox_sensor(
         if new_keys else [],
         cursor=plan.budget.to_cursor(),
     )
+
+
+def _apply_breakers(context: SensorEvaluationContext, store, rules, candidates: list[Candidate],
+                    now: datetime) -> tuple[list[Candidate], list[str], dict]:
+    """Hold the lanes whose circuit is open; let a half-open lane send one file as a probe."""
+    notes, probing, kept = [], {}, list(candidates)
+
+    def done(batch: str) -> bool:
+        return any(True for _ in store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch}/"))
+
+    for lane in LANES:
+        state, changed = next_state(store, lane, rules.breaker, now, done)
+        if changed and state.status == "open":
+            context.log.error(f"ALERT circuit open for lane {lane}: {state.reason}")
+            append(store, [audit_record("alert", "-", source=f"breaker:{lane}",
+                                        reason=state.reason, actor="inbox_sensor", now=now)])
+        if state.status == "closed":
+            continue
+        waiting = [c for c in kept if c.lane == lane]
+        kept = [c for c in kept if c.lane != lane]
+        if state.status == "half_open" and not state.probe_batch and waiting:
+            probe = min(waiting, key=lambda c: (c.mtime, c.name))
+            kept.append(probe)
+            probing[lane] = state
+            notes.append(f"lane {lane}: circuit half-open, probing with {probe.name}")
+        else:
+            notes.append(f"lane {lane}: circuit {state.status.replace('_', '-')} since "
+                         f"{state.since[:19]} ({state.reason}); {len(waiting)} files wait")
+    return kept, notes, probing
 
 
 def _valid_utf8(name: str) -> bool:

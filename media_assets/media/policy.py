@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from media_assets.media.breaker import BreakerRules
+
 # Bump when the code that renders a derivative changes its output for the same spec.
 RENDERER_VERSION = {"thumbnail": 1, "preview": 1, "web_rendition": 1, "audio_preview": 1,
                     "waveform": 1}
@@ -191,6 +193,7 @@ class Policy:
     video: VideoPolicy = field(default_factory=VideoPolicy)
     audio: AudioPolicy = field(default_factory=AudioPolicy)
     retention: Retention = field(default_factory=Retention)
+    breaker: BreakerRules = field(default_factory=BreakerRules)
     freshness_minutes: float = 10.0
     source_digest: str = "defaults"
 
@@ -246,6 +249,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         audio=AudioPolicy(preview=AudioPreviewSpec(**(audio.pop("preview", {}) or {})),
                           waveform=WaveformSpec(**(audio.pop("waveform", {}) or {})), **audio),
         retention=_retention(raw.pop("retention", {}) or {}),
+        breaker=BreakerRules(**(raw.pop("breaker", {}) or {})),
         freshness_minutes=float(raw.pop("freshness_minutes", 10.0)),
         source_digest=source_digest,
         **_reject_unknown(raw),
