@@ -70,11 +70,6 @@ def stored_files(manifest: dict[str, Any], kinds: Collection[str],
     return files
 
 
-def stored_images(manifest: dict[str, Any], exclude: Collection[str] = frozenset()
-                  ) -> dict[str, dict]:
-    return stored_files(manifest, ("image",), exclude)
-
-
 def batch_files(store: Any, batch_key: str, kinds: Collection[str],
                 log: Any = None) -> dict[str, dict]:
     """The batch's stored files of `kinds` that no step has quarantined and whose original

@@ -42,16 +42,3 @@ def incompatibilities(older: pa.Schema, newer: pa.Schema) -> list[str]:
         if field.name not in older.names and not field.nullable:
             problems.append(f"new column {field.name!r} must be nullable")
     return problems
-
-
-def differences(actual: pa.Schema, expected: pa.Schema) -> list[str]:
-    """Every way `actual` differs from `expected` (names, order, types, nullability)."""
-    if actual.names != expected.names:
-        missing = [n for n in expected.names if n not in actual.names]
-        extra = [n for n in actual.names if n not in expected.names]
-        return [f"columns differ: missing {missing}, unexpected {extra}"
-                if missing or extra else "column order differs"]
-    return [f"column {a.name!r}: {a.type}{'' if a.nullable else ' not null'} != "
-            f"{e.type}{'' if e.nullable else ' not null'}"
-            for a, e in zip(actual, expected, strict=True)
-            if not a.type.equals(e.type) or a.nullable != e.nullable]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -165,7 +165,3 @@ def with_lifecycle(arrivals: pl.DataFrame, lifecycle: pl.DataFrame) -> pl.DataFr
 
 def describe(actions: list[RetentionAction]) -> list[dict[str, Any]]:
     return [asdict(a) for a in actions]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
