@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -46,3 +49,16 @@ def cpu_busy_since(start: tuple[float, float]) -> float:
 
 def mib(value: float) -> float:
     return round(value / 1024**2, 1)
+
+
+def save_and_report(data: dict[str, Any], out_dir: Path, name: str,
+                    report: Callable[[dict[str, Any]], str]) -> Path:
+    """Write the run's JSON under `out_dir`, print the report (when anything was measured)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}.json"
+    out.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    if "bare" in data or "pipeline" in data:
+        print()
+        print(report(data))
+    print(f"\nJSON: {out}")
+    return out

@@ -38,7 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from measure import cpu_busy_since, cpu_times, mib, pss_bytes, rss_bytes, sha256_of
+from measure import cpu_busy_since, cpu_times, mib, pss_bytes, rss_bytes, save_and_report, sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
@@ -681,13 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for name in ("bare-out", "store", "inbox"):
                 shutil.rmtree(run_dir / name, ignore_errors=True)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    out = OUT_DIR / f"video-{stamp}.json"
-    out.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    if "bare" in data or "pipeline" in data:
-        print()
-        print(report(data))
-    print(f"\nJSON: {out}")
+    save_and_report(data, OUT_DIR, f"video-{stamp}", report)
     return exit_code
 
 
