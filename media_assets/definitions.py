@@ -1,7 +1,8 @@
 """Assembly only: the code location's assets, checks, jobs, sensors and resources.
 
 Paths default to folders under the working directory; environment variables override them
-(MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY), read by Dagster at run time.
+(MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY, and the alert webhook
+MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+from media_assets.defs.alerting import run_failure_alerts
 from media_assets.defs.archive import (
     archive_assets,
     archive_checks,
@@ -40,6 +42,7 @@ from media_assets.defs.maintenance import (
 from media_assets.defs.metadata import image_metadata
 from media_assets.defs.operations import operations_jobs
 from media_assets.defs.resources import (
+    AlertNotifier,
     DecodeWorkers,
     InboxResource,
     MediaStorage,
@@ -62,12 +65,13 @@ defs = Definitions(
           *operations_jobs, freshness_job],
     schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules,
                freshness_schedule],
-    sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors],
+    sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors, run_failure_alerts],
     resources={
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
         "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),
         "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),
         "workers": DecodeWorkers(),
+        "alerts": AlertNotifier(webhook_url=_setting("MEDIA_ASSETS_ALERT_WEBHOOK_URL", "")),
     },
     # Steps run in the run's own process; the per-file process pool does the parallel work.
     executor=in_process_executor,

@@ -19,7 +19,8 @@ from media_assets.defs.catalog import catalog
 from media_assets.defs.common import batch_files, require_intake, stored_files
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions
-from media_assets.defs.resources import MediaStorage, PolicyResource
+from media_assets.defs.resources import AlertNotifier, MediaStorage, PolicyResource
+from media_assets.media.alerts import Alert, raise_alert
 from media_assets.media.catalog import read_batch_fragment
 from media_assets.media.intake import hash_file
 from media_assets.media.layout import spec_output_key
@@ -37,8 +38,8 @@ def check_result(failures: dict[str, str], checked: int, **extra: Any) -> AssetC
 
 @asset_check(asset=originals, partitions_def=batch_partitions, blocking=True,
              description="The store is readable and writable and holds the batch manifest.")
-def store_is_usable(context: AssetCheckExecutionContext,
-                    storage: MediaStorage) -> AssetCheckResult:
+def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage,
+                    alerts: AlertNotifier) -> AssetCheckResult:
     store = storage.store()
     problems = {}
     root = getattr(store, "root", None)
@@ -49,6 +50,10 @@ def store_is_usable(context: AssetCheckExecutionContext,
             require_intake(store, key)
         except Exception as exc:  # noqa: BLE001 - reported as the check's finding
             problems[key] = str(exc)
+    if problems:  # blocking: the batch's derivatives wait, so say so at once
+        raise_alert(store, Alert("check:store_is_usable", "; ".join(
+            f"{k}: {v}" for k, v in sorted(problems.items())), details={"run": context.run.run_id}),
+            alerts.notifier(), actor="store_is_usable", run_id=context.run.run_id)
     return check_result(problems, checked=1)
 
 

@@ -16,8 +16,13 @@ from dagster import (
 )
 
 from media_assets.defs.catalog import catalog
-from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
-from media_assets.media.audit import append, audit_record
+from media_assets.defs.resources import (
+    AlertNotifier,
+    InboxResource,
+    MediaStorage,
+    PolicyResource,
+)
+from media_assets.media.alerts import Alert, raise_alert
 from media_assets.media.freshness import oldest_pending
 from media_assets.media.manifest import claimed_inbox_names, unreadable_files
 
@@ -31,7 +36,8 @@ def utcnow() -> datetime:
              "yet has waited less than the policy's freshness_minutes.")
 def arrivals_are_catalogued_in_time(context: AssetCheckExecutionContext, storage: MediaStorage,
                                     inbox: InboxResource,
-                                    policy: PolicyResource) -> AssetCheckResult:
+                                    policy: PolicyResource,
+                                    alerts: AlertNotifier) -> AssetCheckResult:
     store, limit = storage.store(), policy.load().freshness_minutes * 60
     _, open_batches = claimed_inbox_names(store)
     unreadable = unreadable_files(store)  # reported by every sensor tick, not late work
@@ -43,8 +49,9 @@ def arrivals_are_catalogued_in_time(context: AssetCheckExecutionContext, storage
         message = (f"{pending.oldest_name} has waited {pending.oldest_age_seconds / 60:.1f} min "
                    f"(limit {limit / 60:.0f} min); {pending.waiting} files pending")
         context.log.error(f"ALERT freshness: {message}")
-        append(store, [audit_record("alert", "-", source="freshness", reason=message,
-                                    run_id=context.run.run_id, actor="freshness_check")])
+        raise_alert(store, Alert("freshness", message,
+                                 details={"pending_files": pending.waiting}),
+                    alerts.notifier(), actor="freshness_check", run_id=context.run.run_id)
     return AssetCheckResult(
         passed=not overdue, severity=AssetCheckSeverity.ERROR,
         metadata={"pending_files": pending.waiting,

@@ -8,6 +8,7 @@ from typing import Any
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from media_assets.media.alerts import Alert, WebhookNotifier
 from media_assets.media.policy import Limits, Policy, load_policy
 from media_assets.media.pool import Outcome, WorkerPool
 from media_assets.storage import LocalInbox, LocalObjectStore
@@ -63,3 +64,20 @@ class DecodeWorkers(ConfigurableResource):
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+
+
+class AlertNotifier(ConfigurableResource):
+    """Where alerts go besides the audit log: a webhook taking Slack-compatible JSON (Slack,
+    Mattermost, Teams' Slack connector, any HTTP receiver). Off while the URL is empty."""
+
+    webhook_url: str = Field(default="", description="Set MEDIA_ASSETS_ALERT_WEBHOOK_URL; "
+                                                     "empty = audit log only.")
+    timeout_seconds: float = Field(default=5.0, description="Per attempt (3 attempts).")
+
+    def notifier(self) -> WebhookNotifier | None:
+        return WebhookNotifier(self.webhook_url, self.timeout_seconds) if self.webhook_url \
+            else None
+
+    def send(self, alert: Alert) -> bool:
+        notifier = self.notifier()
+        return notifier.send(alert) if notifier else False

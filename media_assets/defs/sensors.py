@@ -17,8 +17,13 @@ from dagster import (
 
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
 from media_assets.defs.partitions import LANE_TAG, batch_partitions
-from media_assets.defs.resources import InboxResource, MediaStorage, PolicyResource
-from media_assets.media.audit import append, audit_record
+from media_assets.defs.resources import (
+    AlertNotifier,
+    InboxResource,
+    MediaStorage,
+    PolicyResource,
+)
+from media_assets.media.alerts import Alert, raise_alert
 from media_assets.media.batching import (
     LANES,
     BudgetState,
@@ -56,8 +61,9 @@ def inbox_sensor(
     inbox: InboxResource,
     storage: MediaStorage,
     policy: PolicyResource,
+    alerts: AlertNotifier,
 ) -> SensorResult | SkipReason:
-    store, drop, rules = storage.store(), inbox.inbox(), policy.load()
+    store, drop, rules, notifier = storage.store(), inbox.inbox(), policy.load(), alerts.notifier()
     paused = ingestion_paused(store)
     if paused:
         return SkipReason(f"ingestion paused since {paused['paused_at']} by {paused['actor']}: "
@@ -107,12 +113,13 @@ def inbox_sensor(
         lane, _ = classify_lane(header, entry.size, batching)
         candidates.append(Candidate(entry.name, entry.size, entry.mtime, lane))
 
-    candidates, breaker_notes, probing = _apply_breakers(context, store, rules, candidates, now)
+    candidates, breaker_notes, probing = _apply_breakers(context, store, rules, candidates, now,
+                                                           notifier)
     state = BudgetState.from_cursor(context.cursor)
     plan = plan_batches(candidates, batching, state, now, rules.freshness_minutes * 60)
     shortfall = disk_shortfall(
         store.free_bytes(), sum(c.size for b in plan.batches for c in b.files), rules.limits)
-    note_disk_guard(store, shortfall, now)
+    note_disk_guard(store, shortfall, now, notifier)
     if shortfall:
         context.log.error(f"ALERT {shortfall}")
         return SkipReason(shortfall)  # the cursor stays: these batches are planned again
@@ -152,7 +159,7 @@ def inbox_sensor(
 
 
 def _apply_breakers(context: SensorEvaluationContext, store, rules, candidates: list[Candidate],
-                    now: datetime) -> tuple[list[Candidate], list[str], dict]:
+                    now: datetime, notifier) -> tuple[list[Candidate], list[str], dict]:
     """Hold the lanes whose circuit is open; let a half-open lane send one file as a probe."""
     notes, probing, kept = [], {}, list(candidates)
 
@@ -163,8 +170,13 @@ def _apply_breakers(context: SensorEvaluationContext, store, rules, candidates: 
         state, changed = next_state(store, lane, rules.breaker, now, done)
         if changed and state.status == "open":
             context.log.error(f"ALERT circuit open for lane {lane}: {state.reason}")
-            append(store, [audit_record("alert", "-", source=f"breaker:{lane}",
-                                        reason=state.reason, actor="inbox_sensor", now=now)])
+            raise_alert(store, Alert(f"breaker:{lane}", f"circuit open: {state.reason}",
+                                     details={"lane": lane}),
+                        notifier, actor="inbox_sensor", now=now)
+        elif changed and state.status == "closed":
+            raise_alert(store, Alert(f"breaker:{lane}", "circuit closed: the probe batch "
+                                     "succeeded", severity="resolved", details={"lane": lane}),
+                        notifier, actor="inbox_sensor", now=now)
         if state.status == "closed":
             continue
         waiting = [c for c in kept if c.lane == lane]

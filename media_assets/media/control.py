@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from media_assets.media.alerts import Alert, Notifier, raise_alert
 from media_assets.media.audit import append, audit_record
 
 PAUSE_KEY = "control/ingestion_paused.json"
@@ -51,15 +52,16 @@ def disk_shortfall(free: int | None, batch_bytes: int, limits: Any) -> str | Non
             f"(its output plus limits.min_free_bytes); files wait in the inbox")
 
 
-def note_disk_guard(store: Any, problem: str | None, now: datetime) -> None:
+def note_disk_guard(store: Any, problem: str | None, now: datetime,
+                    notifier: Notifier | None = None) -> None:
     """Alert once when the guard engages and once when it clears (not on every tick)."""
     engaged = store.exists(DISK_GUARD_KEY)
     if problem and not engaged:
         store.put_bytes(DISK_GUARD_KEY, json.dumps({"since": now.isoformat(),
                                                     "reason": problem}).encode())
-        append(store, [audit_record("alert", "-", source="disk_guard", reason=problem,
-                                    actor="inbox_sensor", now=now)])
+        raise_alert(store, Alert("disk_guard", problem), notifier, actor="inbox_sensor",
+                    now=now)
     elif not problem and engaged:
         store.delete(DISK_GUARD_KEY)
-        append(store, [audit_record("alert_cleared", "-", source="disk_guard",
-                                    actor="inbox_sensor", now=now)])
+        raise_alert(store, Alert("disk_guard", "the store has room again; batches resume",
+                                 severity="resolved"), notifier, actor="inbox_sensor", now=now)

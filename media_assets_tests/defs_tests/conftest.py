@@ -14,6 +14,7 @@ from dagster import DagsterInstance, build_sensor_context
 from media_assets.definitions import defs
 from media_assets.defs.jobs import job_for_lane
 from media_assets.defs.resources import (
+    AlertNotifier,
     DecodeWorkers,
     InboxResource,
     MediaStorage,
@@ -32,6 +33,7 @@ class Installation:
     root: Path
     instance: DagsterInstance
     cursor: str | None = None
+    webhook_url: str = ""
 
     @property
     def inbox(self) -> Path:
@@ -49,7 +51,8 @@ class Installation:
         return {"storage": MediaStorage(root=str(self.root / "store")),
                 "inbox": InboxResource(root=str(self.inbox)),
                 "policy": PolicyResource(path=str(self.policy_path)),
-                "workers": DecodeWorkers()}
+                "workers": DecodeWorkers(),
+                "alerts": AlertNotifier(webhook_url=self.webhook_url)}
 
     def sensor_resources(self) -> dict[str, Any]:
         """Sensors need no decode workers (a resource with teardown needs a context manager)."""
