@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 START, END = "<!-- asset-table:start -->", "<!-- asset-table:end -->"
-GROUP_ORDER = ("ingest", "derivatives", "catalog", "archive")
+GROUP_ORDER = ("ingest", "derivatives", "catalog", "archive", "maintenance")
 
 
 def render() -> str:

@@ -49,6 +49,7 @@ from media_assets.defs.resources import (
     PolicyResource,
 )
 from media_assets.defs.sensors import inbox_sensor
+from media_assets.defs.usage import usage, usage_job, usage_schedule
 
 
 def _setting(env_name: str, default: str) -> str | EnvVar:
@@ -58,13 +59,13 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
 
 defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
-            *av_assets, catalog, *archive_assets],
+            *av_assets, catalog, *archive_assets, usage],
     asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks,
                   arrivals_are_catalogued_in_time],
     jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs,
-          *operations_jobs, freshness_job],
+          *operations_jobs, freshness_job, usage_job],
     schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules,
-               freshness_schedule],
+               freshness_schedule, usage_schedule],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors, run_failure_alerts],
     resources={
         "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),

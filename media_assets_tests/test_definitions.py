@@ -16,7 +16,7 @@ def test_definitions_load_without_any_environment():
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "13"  # 5 image, 6 video/audio, index and archive
+    assert out.stdout.strip() == "14"  # 5 image, 6 video/audio, index, archive and usage
 
 
 def test_lineage_runs_from_originals_to_the_catalog():
@@ -40,11 +40,12 @@ def test_lineage_runs_from_originals_to_the_catalog():
                     "audio_metadata", "poster", "web_rendition", "audio_preview", "waveform"},
         "catalog_index": {"catalog"},
         "catalog_archive": {"catalog_index"},
+        "usage": {"catalog_index"},
     }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, f"{key} has no code_version"
-        if node.group_name != "archive":
+        if node.group_name not in ("archive", "maintenance"):
             assert node.partitions_def.name == "batches"
     assert graph.get(AssetKey("originals")).backfill_policy.max_partitions_per_run == 1
 
@@ -86,6 +87,9 @@ def test_the_media_core_and_storage_never_import_dagster():
                 assert not any(n.split(".")[0] == "dagster" for n in names), path
 
 
+GROUPS = {"ingest", "derivatives", "catalog", "archive", "maintenance"}
+
+
 def test_every_asset_explains_itself_in_the_catalog():
     from media_assets.definitions import defs
 
@@ -93,7 +97,7 @@ def test_every_asset_explains_itself_in_the_catalog():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and node.owners == ["team:media-platform"], key
-        assert node.group_name in {"ingest", "derivatives", "catalog", "archive"}, key
+        assert node.group_name in GROUPS, key
         assert node.kinds and "media_assets/media" in node.tags, key
 
 

@@ -18,6 +18,7 @@ from media_assets.defs.common import (
     RenderConfig,
     batch_files,
     process_files,
+    record_usage,
     table,
 )
 from media_assets.defs.derivatives import contact_sheet_markdown
@@ -44,9 +45,11 @@ def _scratch(store: Any, prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _result(store: Any, files: dict[str, dict], todo: dict[str, Any], failed: set[str],
-            started: float, spec: Any, **extra: Any) -> MaterializeResult:
+def _result(context: AssetExecutionContext, store: Any, files: dict[str, dict],
+            todo: dict[str, Any], failed: set[str], started: float, spec: Any,
+            **extra: Any) -> MaterializeResult:
     record_spec(store, spec)
+    usage = record_usage(context, store, context.asset_key.to_user_string())
     return MaterializeResult(metadata={
         "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
         "files": len(files) - len(failed),
@@ -55,6 +58,7 @@ def _result(store: Any, files: dict[str, dict], todo: dict[str, Any], failed: se
         "quarantined": len(failed),
         "seconds": round(time.perf_counter() - started, 3),
         **extra,
+        **usage,
     })
 
 
@@ -96,7 +100,7 @@ def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaS
     save_step_results(store, context.partition_key, "poster_without_cover", without_cover)
     stills = [spec_output_key(spec, cid) for cid in files]
     stills = [key for key in stills if store.exists(key)]
-    return _result(store, files, todo, failed, started, spec, with_thumbnail=len(stills),
+    return _result(context, store, files, todo, failed, started, spec, with_thumbnail=len(stills),
                    contact_sheet=contact_sheet_markdown(store, stills))
 
 
@@ -112,7 +116,8 @@ def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage:
     spec = rules.video.rendition
     files = batch_files(store, context.partition_key, ("video",), context.log)
     if spec.mode == "never":
-        return _result(store, files, {}, set(), time.perf_counter(), spec, skipped="policy: never")
+        return _result(context, store, files, {}, set(), time.perf_counter(), spec,
+                       skipped="policy: never")
     recorded = load_step_results(store, context.partition_key, "web_rendition_plans")
     todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c),
                                           config.force).items()
@@ -135,7 +140,7 @@ def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage:
     recorded = load_step_results(store, context.partition_key, "web_rendition_plans")
     rows = [{"source_name": e["source_name"], **recorded.get(cid, {})}
             for cid, e in files.items() if cid not in failed]
-    return _result(store, files, todo, failed, started, spec, renditions=table(rows, [
+    return _result(context, store, files, todo, failed, started, spec, renditions=table(rows, [
         ("source_name", "string"), ("action", "string"), ("reason", "string"),
         ("width", "int"), ("height", "int"), ("fps", "float"), ("rotation", "int")]))
 
@@ -162,7 +167,7 @@ def audio_preview(context: AssetExecutionContext, config: RenderConfig, storage:
             lambda cid, path: (render_audio_preview, path, scratch / f"{cid}.m4a",
                                spec.seconds, spec.bit_rate),
             keep, stage="audio_preview", timeout=rules.audio.timeout_seconds)
-    return _result(store, files, todo, failed, started, spec)
+    return _result(context, store, files, todo, failed, started, spec)
 
 
 def is_own_rendition(plan: dict[str, Any] | None, spec: Any) -> bool:
@@ -201,7 +206,7 @@ def waveform(context: AssetExecutionContext, config: RenderConfig, storage: Medi
             context, store, workers, rules.limits, todo,
             lambda cid, path: (render_waveform, path, scratch / cid, spec),
             keep, stage="waveform", timeout=rules.audio.timeout_seconds)
-    return _result(store, files, todo, failed, started, spec)
+    return _result(context, store, files, todo, failed, started, spec)
 
 
 av_assets = [poster, web_rendition, audio_preview, waveform]

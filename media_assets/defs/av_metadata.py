@@ -8,7 +8,13 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files, table
+from media_assets.defs.common import (
+    STORAGE_RETRY,
+    batch_files,
+    process_files,
+    record_usage,
+    table,
+)
 from media_assets.defs.intake import originals
 from media_assets.defs.metadata import EXTRACTOR_VERSION, load_metadata
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
@@ -87,6 +93,7 @@ def _metadata_asset(name: str, kind: str, version: str, columns: list[tuple[str,
             "reused": len(files) - len(todo),
             "quarantined": len(failed),
             "seconds": round(time.perf_counter() - started, 3),
+            **record_usage(context, store, name),
             "metadata_table": table(rows, columns),
         })
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from media_assets.defs.av_derivatives import av_assets, rendition_key, waveform_image_key
 from media_assets.defs.av_metadata import METADATA_VERSIONS, audio_metadata, video_metadata
-from media_assets.defs.common import STORAGE_RETRY, require_intake, table
+from media_assets.defs.common import STORAGE_RETRY, record_usage, require_intake, table
 from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.intake import INTAKE_VERSION
 from media_assets.defs.metadata import image_metadata, load_metadata
@@ -64,6 +64,7 @@ def catalog(
         "duplicates": sum(bool(r["duplicate"]) for r in rows),
         "fragment": MetadataValue.path(store.describe(key)),
         "policy_version": rules.stamp,
+        **record_usage(context, store, "catalog", manifest["files"]),
         "rows": table([{**r, "derivative_keys": " ".join(d["key"] for d in r["derivatives"])}
                        for r in rows], [
             ("source_name", "string"), ("content_id", "string"), ("status", "string"),

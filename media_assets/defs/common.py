@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from media_assets.media.manifest import (
 from media_assets.media.policy import Limits
 from media_assets.media.pool import Outcome, timed_call
 from media_assets.media.retention import purged_contents
+from media_assets.media.usage import meter_of, save_usage, summary
 
 # Transient storage trouble that outlives the in-step retries fails the step; Dagster then
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.
@@ -98,11 +100,19 @@ def process_files(
     content ids that failed."""
     timings: dict[str, float] = {}
     failed: set[str] = set()
+    meter = meter_of(store)
+    uses = {cid: meter.file(cid, e.get("kind"), e["source_name"])
+            for cid, e in entries.items()} if meter else {}
 
     def settle(cid: str, outcome: Outcome) -> None:
         if outcome.ok:
-            value, timings[cid] = outcome.value
-            keep(cid, value)
+            value, timings[cid], cpu_ms = outcome.value
+            if meter:
+                uses[cid].add(cpu_seconds=cpu_ms / 1000, wall_seconds=timings[cid] / 1000)
+                with meter.attributing(cid):
+                    keep(cid, value)
+            else:
+                keep(cid, value)
             return
         failed.add(cid)
         quarantine_failure(store, entries[cid], outcome.error, batch_key=context.partition_key,
@@ -115,6 +125,34 @@ def process_files(
     return failed
 
 
+def record_usage(context: Any, store: Any, asset: str,
+                 entries: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Save what this step consumed as usage records and return its totals as metadata.
+    `entries` are files the step served without per-file work (they share its cost)."""
+    meter = meter_of(store)
+    if meter is None:
+        return {}
+    for entry in entries:
+        if entry.get("content_id"):
+            meter.file(entry["content_id"], entry.get("kind"), entry["source_name"])
+    now = datetime.now(UTC)
+    batch = context.partition_key if context.has_partition_key else "-"
+    rows = meter.rows(asset, batch, context.run.run_id, now)
+    save_usage(store, rows, now)
+    totals = summary(rows)
+    files = sum(1 for r in rows if r["content_id"])
+    return {
+        "usage/cpu_seconds": totals["cpu_seconds"],
+        "usage/wall_seconds": meter.step_wall_seconds(),
+        "usage/worker_seconds": totals["wall_seconds"],
+        "usage/cpu_seconds_per_file": round(totals["cpu_seconds"] / files, 4) if files else 0.0,
+        "usage/bytes_read": totals["bytes_read"],
+        "usage/bytes_written_hot": totals["bytes_written_hot"],
+        "usage/bytes_written_cold": totals["bytes_written_cold"],
+        "usage/store_requests": totals["requests"],
+    }
+
+
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> MetadataValue:
     """A UI table; `columns` are (name, type) with types 'string', 'int', 'float', 'bool'."""
     schema = TableSchema(columns=[TableColumn(name, kind) for name, kind in columns])
@@ -124,10 +162,15 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> Metadat
 
 @contextlib.contextmanager
 def local_originals(store: Any, entries: dict[str, dict[str, Any]]) -> Iterator[dict[str, Path]]:
-    """Local paths of the originals of `entries` (a remote store downloads them first)."""
+    """Local paths of the originals of `entries` (a remote store downloads them first);
+    each read is counted as its file's."""
+    meter = meter_of(store)
     with contextlib.ExitStack() as stack:
-        yield {cid: stack.enter_context(store.local_path(entry["original_key"]))
-               for cid, entry in entries.items()}
+        paths = {}
+        for cid, entry in entries.items():
+            with meter.attributing(cid) if meter else contextlib.nullcontext():
+                paths[cid] = stack.enter_context(store.local_path(entry["original_key"]))
+        yield paths
 
 
 def quarantine_failure(store: Any, entry: dict[str, Any], error: Exception | None, *,

@@ -17,7 +17,13 @@ from dagster import (
     multi_asset,
 )
 
-from media_assets.defs.common import STORAGE_RETRY, RenderConfig, batch_files, process_files
+from media_assets.defs.common import (
+    STORAGE_RETRY,
+    RenderConfig,
+    batch_files,
+    process_files,
+    record_usage,
+)
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
@@ -76,6 +82,7 @@ def image_derivatives(
                                rules.limits.max_pixels),
             keep, stage="derivatives")
     elapsed = time.perf_counter() - started
+    usage = record_usage(context, store, "+".join(sorted(selected)))  # one decode serves both
 
     for name, spec in zip(selected, specs, strict=True):
         record_spec(store, spec)
@@ -87,6 +94,7 @@ def image_derivatives(
                             for cid in images if cid not in failed),
             "quarantined": len(failed),
             "seconds": round(elapsed, 3),
+            **usage,
         }
         if name == "thumbnails":
             metadata["contact_sheet"] = contact_sheet_markdown(store, keys)

@@ -5,13 +5,14 @@ validated from its magic bytes and header, deduplicated, or quarantined with its
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from media_assets.defs.common import STORAGE_RETRY, require_manifest, table
+from media_assets.defs.common import STORAGE_RETRY, record_usage, require_manifest, table
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import (
     DecodeWorkers,
@@ -23,9 +24,10 @@ from media_assets.media.errors import Rejected
 from media_assets.media.intake import StagedFile, hash_file, stage_file
 from media_assets.media.layout import first_arrival_key, metadata_key, original_key
 from media_assets.media.manifest import close_batch, mark_unreadable, quarantine, save_manifest
-from media_assets.media.pool import Outcome
+from media_assets.media.pool import Outcome, timed_call
 from media_assets.media.retention import revive
 from media_assets.media.sniff import sniff
+from media_assets.media.usage import meter_of
 from media_assets.storage.base import with_transient_retries
 
 INTAKE_VERSION = "originals-1"
@@ -76,11 +78,13 @@ def originals(
             with store.local_path(source["quarantine_key"]) as path:
                 inbox_paths[name], sources[name] = path, source
                 released.add(name)
-                tasks.append((name, stage_file, (str(path), str(staging), rules.limits)))
+                tasks.append((name, timed_call, (stage_file, str(path), str(staging),
+                                                 rules.limits)))
         elif name is not None and drop.exists(name):
             with drop.local_path(name) as path:
                 inbox_paths[name] = path
-                tasks.append((name, stage_file, (str(path), str(staging), rules.limits)))
+                tasks.append((name, timed_call, (stage_file, str(path), str(staging),
+                                                 rules.limits)))
         elif "content_id" in source:
             files.append(_from_store(store, source))
         else:
@@ -92,8 +96,14 @@ def originals(
 
     def settle(name: str, outcome: Outcome) -> None:
         """Store (or quarantine) each file as soon as its worker has staged it."""
-        entry = _settle(store, name, inbox_paths[name], sources[name], outcome.value,
-                        outcome.error, batch_key, run_id)
+        staged, wall_ms, cpu_ms = outcome.value if outcome.ok else (None, 0.0, 0.0)
+        meter = meter_of(store)
+        if meter and staged is not None:
+            meter.file(staged.content_id, staged.kind, name).add(
+                cpu_seconds=cpu_ms / 1000, wall_seconds=wall_ms / 1000, bytes_read=staged.size)
+        with meter.attributing(staged.content_id) if meter and staged else nullcontext():
+            entry = _settle(store, name, inbox_paths[name], sources[name], staged,
+                            outcome.error, batch_key, run_id)
         if entry["status"] == "ok" and entry["content_id"] in seen:
             entry["duplicate"] = True  # the same bytes twice in one batch
         seen.add(entry.get("content_id"))
@@ -125,7 +135,8 @@ def originals(
     kept = [name for name in leaving
             if not drop.remove_if_unchanged(name, sources[name]["size"], sources[name]["mtime"])]
     close_batch(store, batch_key)
-    metadata = _summary(manifest["files"], elapsed)
+    metadata = {**_summary(manifest["files"], elapsed),
+                **record_usage(context, store, "originals", manifest["files"])}
     if kept:
         metadata["left_in_inbox"] = MetadataValue.json(kept)  # changed since listed, read-only
     return MaterializeResult(metadata=metadata)

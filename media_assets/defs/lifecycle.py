@@ -17,7 +17,7 @@ from dagster import (
 from pydantic import Field
 
 from media_assets.defs.av_metadata import METADATA_VERSIONS
-from media_assets.defs.common import table
+from media_assets.defs.common import record_usage, table
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media import erasure
 from media_assets.media.catalog import read_catalog
@@ -58,6 +58,7 @@ def retention_op(context: OpExecutionContext, config: RetentionConfig, storage: 
         "actions": table(describe(actions), [
             ("action", "string"), ("content_id", "string"), ("key", "string"),
             ("retention_class", "string"), ("reason", "string")]),
+        **(record_usage(context, store, "apply_retention") if not config.dry_run else {}),
     })
     verb = "would apply" if config.dry_run else "applied"
     context.log.info(f"retention {verb}: {counts or 'nothing due'}")

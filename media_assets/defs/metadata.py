@@ -8,7 +8,13 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from media_assets.defs.common import STORAGE_RETRY, batch_files, process_files, table
+from media_assets.defs.common import (
+    STORAGE_RETRY,
+    batch_files,
+    process_files,
+    record_usage,
+    table,
+)
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
@@ -56,6 +62,7 @@ def image_metadata(
         "reused": len(images) - len(todo),
         "quarantined": len(failed),
         "seconds": round(time.perf_counter() - started, 3),
+        **record_usage(context, store, "image_metadata"),
         "metadata_table": table(rows, [
             ("source_name", "string"), ("format", "string"), ("width", "int"),
             ("height", "int"), ("mode", "string"), ("orientation", "int"),

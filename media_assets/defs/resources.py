@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr
 from media_assets.media.alerts import Alert, WebhookNotifier
 from media_assets.media.policy import Limits, Policy, load_policy
 from media_assets.media.pool import Outcome, WorkerPool
+from media_assets.media.usage import MeteredStore
 from media_assets.storage import LocalInbox, LocalObjectStore
 
 
@@ -19,8 +20,9 @@ class MediaStorage(ConfigurableResource):
 
     root: str = Field(default="data/store", description="Folder that holds the store.")
 
-    def store(self) -> LocalObjectStore:
-        return LocalObjectStore(self.root)
+    def store(self) -> MeteredStore:
+        """The store, metered: each call starts a new count (one per step)."""
+        return MeteredStore(LocalObjectStore(self.root))
 
 
 class InboxResource(ConfigurableResource):

@@ -33,7 +33,12 @@ from media_assets.media.batching import (
     plan_batches,
 )
 from media_assets.media.breaker import next_state, set_probe
-from media_assets.media.control import disk_shortfall, ingestion_paused, note_disk_guard
+from media_assets.media.control import (
+    budget_paused_folders,
+    disk_shortfall,
+    ingestion_paused,
+    note_disk_guard,
+)
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import (
     claimed_inbox_names,
@@ -41,6 +46,7 @@ from media_assets.media.manifest import (
     open_batch,
     unreadable_files,
 )
+from media_assets.media.usage import source_folder
 
 RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is asked again
 
@@ -83,9 +89,14 @@ def inbox_sensor(
     unsettled = examined = 0
     unreadable: list[str] = []
     skip_unreadable = unreadable_files(store)
+    over_budget = budget_paused_folders(store, now.date().isoformat())
+    held_by_budget: Counter[str] = Counter()
     budget_hit = False
     for entry in drop.list_entries():
         if entry.name in claimed:
+            continue
+        if over_budget and source_folder(entry.name) in over_budget:
+            held_by_budget[source_folder(entry.name)] += 1
             continue
         if not _valid_utf8(entry.name):
             unreadable.append(f"{entry.name.encode('utf-8', 'backslashreplace').decode()}: "
@@ -145,7 +156,9 @@ def inbox_sensor(
 
     message = "; ".join(filter(None, [
         _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable),
-        *breaker_notes]))
+        *breaker_notes,
+        *(f"folder {folder or '(root)'} held until tomorrow (UTC): {over_budget[folder]}; "
+          f"{count} files wait" for folder, count in sorted(held_by_budget.items()))]))
     if not requests:
         context.update_cursor(plan.budget.to_cursor())
         return SkipReason(message)

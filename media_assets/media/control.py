@@ -65,3 +65,46 @@ def note_disk_guard(store: Any, problem: str | None, now: datetime,
         store.delete(DISK_GUARD_KEY)
         raise_alert(store, Alert("disk_guard", "the store has room again; batches resume",
                                  severity="resolved"), notifier, actor="inbox_sensor", now=now)
+
+
+BUDGET_STATE_PREFIX = "control/budgets/"
+BUDGET_PAUSE_KEY = "control/budget_paused.json"
+LEVELS = ("ok", "warning", "over")
+
+
+def note_budgets(store: Any, day: str, statuses: list[Any], pause: bool,
+                 notifier: Notifier | None, now: datetime,
+                 run_id: str | None = None) -> list[str]:
+    """Alert once per day and budget for each level reached (warning at `warn_at`, over at
+    100 %); with `pause`, folders over budget take no new files for the rest of the day
+    (lifted as soon as an evaluation finds them under budget, e.g. after a raise). Returns
+    the alerts raised."""
+    key = f"{BUDGET_STATE_PREFIX}date={day}.json"
+    alerted = json.loads(store.read_bytes(key)) if store.exists(key) else {}
+    raised = []
+    for status in statuses:
+        if LEVELS.index(status.level) <= LEVELS.index(alerted.get(status.scope, "ok")):
+            continue
+        alerted[status.scope] = status.level
+        severity = "warning" if status.level == "warning" else "error"
+        raise_alert(store, Alert(f"budget:{status.scope or '(root)'}", status.describe,
+                                 severity=severity, details={"day": day}),
+                    notifier, actor="usage", run_id=run_id, now=now)
+        raised.append(status.describe)
+    store.put_bytes(key, json.dumps(alerted, sort_keys=True).encode())
+    held = {s.scope: s.describe for s in statuses
+            if pause and s.level == "over" and s.scope != "all"}
+    if held:
+        store.put_bytes(BUDGET_PAUSE_KEY, json.dumps({"day": day, "folders": held},
+                                                     sort_keys=True).encode())
+    elif store.exists(BUDGET_PAUSE_KEY):
+        store.delete(BUDGET_PAUSE_KEY)
+    return raised
+
+
+def budget_paused_folders(store: Any, today: str) -> dict[str, str]:
+    """Folder -> why, for the folders held over budget today (a new day lifts every hold)."""
+    if not store.exists(BUDGET_PAUSE_KEY):
+        return {}
+    state = json.loads(store.read_bytes(BUDGET_PAUSE_KEY))
+    return state["folders"] if state["day"] == today else {}

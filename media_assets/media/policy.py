@@ -180,6 +180,37 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class Prices:
+    """What resources cost (e.g. a cloud's list prices), to price the daily usage."""
+
+    cpu_hour: float = 0.05
+    gb_month: dict[str, float] = field(default_factory=lambda: {"hot": 0.023, "cold": 0.004})
+    per_1000_requests: float = 0.005
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Prices and daily budgets (None = no budget). A folder is the inbox's top-level
+    sub-folder ("" = files dropped at the inbox root)."""
+
+    prices: Prices = field(default_factory=Prices)
+    daily_budget: float | None = None
+    folder_budgets: dict[str, float] = field(default_factory=dict)
+    warn_at: float = 0.8               # alert at this fraction of a budget, and at 100 %
+    pause_over_budget: bool = False    # over 100 %: take no new files from the folder today
+
+
+def _costs(raw: dict[str, Any]) -> Costs:
+    raw = dict(raw)
+    costs = Costs(prices=Prices(**(raw.pop("prices", {}) or {})),
+                  folder_budgets=dict(raw.pop("folder_budgets", {}) or {}), **raw)
+    if not 0 < costs.warn_at < 1:
+        raise ValueError("costs.warn_at must be between 0 and 1 (e.g. 0.8)")
+    return costs
+
+
+@dataclass(frozen=True)
 class Policy:
     """Everything an operator may change without touching code."""
 
@@ -194,6 +225,7 @@ class Policy:
     audio: AudioPolicy = field(default_factory=AudioPolicy)
     retention: Retention = field(default_factory=Retention)
     breaker: BreakerRules = field(default_factory=BreakerRules)
+    costs: Costs = field(default_factory=Costs)
     freshness_minutes: float = 10.0
     source_digest: str = "defaults"
 
@@ -250,6 +282,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
                           waveform=WaveformSpec(**(audio.pop("waveform", {}) or {})), **audio),
         retention=_retention(raw.pop("retention", {}) or {}),
         breaker=BreakerRules(**(raw.pop("breaker", {}) or {})),
+        costs=_costs(raw.pop("costs", {}) or {}),
         freshness_minutes=float(raw.pop("freshness_minutes", 10.0)),
         source_digest=source_digest,
         **_reject_unknown(raw),
