@@ -160,3 +160,10 @@ def test_with_one_free_slot_the_upload_takes_it_though_bulk_runs_queued_first(in
     assert queue.step() == ["upload-1"]
     queue.finish("upload-1")
     assert queue.drain() == ["replay-1", "replay-2", "replay-3", "rebuild-1", "rebuild-2"]
+
+
+def test_the_postgres_deploy_queues_runs_like_the_local_instance():
+    def run_queue_of(path: str) -> dict:
+        return yaml.safe_load((REPO / path).read_text())["run_queue"]
+
+    assert run_queue_of("deploy/dagster.postgres.yaml") == run_queue_of("dagster.yaml")
