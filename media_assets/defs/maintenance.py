@@ -30,7 +30,7 @@ from dagster import (
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import table
 from media_assets.defs.jobs import OP_OF_ASSET, REBUILT_BY, process_batch_job
-from media_assets.defs.partitions import LANE_TAG
+from media_assets.defs.queue import queue_tags
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.catalog import (
     content_view,
@@ -41,7 +41,7 @@ from media_assets.media.catalog import (
 )
 from media_assets.media.contact_sheet import data_uri
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.media.manifest import load_spec, quarantine_records
+from media_assets.media.manifest import BULK, load_spec, quarantine_records
 from media_assets.media.rebuild import pending_requests
 from media_assets.media.reconcile import reconcile
 
@@ -188,7 +188,7 @@ def _rebuild_run(run_key: str, batch: str, asset_name: str, force: bool,
               if force else None)
     return RunRequest(run_key=run_key, partition_key=batch, run_config=config,
                       asset_selection=[AssetKey(asset_name), AssetKey("catalog")],
-                      tags={LANE_TAG: "rebuild", "dagster/priority": "-1", **tags})
+                      tags={**queue_tags("rebuild", BULK), **tags})
 
 
 def _requested_rebuilds(store) -> list[RunRequest]:

@@ -100,7 +100,8 @@ def reprocess_op(context: OpExecutionContext, config: ReprocessConfig, storage: 
                           actor="operator", run_id=context.run.run_id)
         metadata["replay_batches"] = MetadataValue.json([m["batch_key"] for m in batches])
         context.log.info(f"released {len(chosen)} files into {len(batches)} replay batches; "
-                         "the inbox sensor launches them within a tick")
+                         "the inbox sensor launches them within a tick, as bulk work "
+                         "(low priority, behind new uploads)")
     context.add_output_metadata(metadata)
 
 
@@ -165,7 +166,7 @@ def rebuild_op(context: OpExecutionContext, config: RebuildConfig, storage: Medi
         metadata["request"] = save_request(store, runs, now=datetime.now(UTC),
                                            run_id=context.run.run_id)
         context.log.info(f"requested {len(runs)} rebuild runs; the stale_derivatives_sensor "
-                         "launches them (low priority, lane 'rebuild')")
+                         "launches them (bulk work: low priority, lane 'rebuild')")
     context.add_output_metadata(metadata)
 
 

@@ -16,7 +16,8 @@ from dagster import (
 )
 
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
-from media_assets.defs.partitions import LANE_TAG, batch_partitions
+from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.queue import queue_tags
 from media_assets.defs.resources import (
     AlertNotifier,
     InboxResource,
@@ -41,19 +42,22 @@ from media_assets.media.control import (
 )
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import (
+    UPLOAD,
     claimed_inbox_names,
     new_manifest,
     open_batch,
     unreadable_files,
+    work_of,
 )
 from media_assets.media.usage import source_folder
 
 RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is asked again
 
 
-def _run_request(key: str, lane: str) -> RunRequest:
+def _run_request(key: str, lane: str, work: str) -> RunRequest:
+    """One batch's run: its lane's job, tagged for the run queue (uploads ahead of bulk)."""
     return RunRequest(run_key=key, partition_key=key, job_name=job_for_lane(lane),
-                      tags={LANE_TAG: lane})
+                      tags=queue_tags(lane, work))
 
 
 @sensor(
@@ -143,16 +147,17 @@ def inbox_sensor(
         if batch.lane in probing:  # the half-open lane's single-file probe
             set_probe(store, batch.lane, probing[batch.lane], key)
         new_keys.append(key)
-        requests.append(_run_request(key, batch.lane))
-    for manifest in orphans:
+        requests.append(_run_request(key, batch.lane, UPLOAD))
+    for manifest in orphans:  # also replay batches: released files, bulk work
         new_keys.append(manifest["batch_key"])
-        requests.append(_run_request(manifest["batch_key"], manifest["lane"]))
+        requests.append(_run_request(manifest["batch_key"], manifest["lane"],
+                                     work_of(manifest)))
     # A registered batch still open after a while may never have had its run (daemon stopped
     # between registering and launching, run deleted): ask again; the run key makes the
     # daemon skip every batch that already has its run.
     stuck = [m for m in open_manifests if m not in orphans
              and (now - datetime.fromisoformat(m["created_at"])).total_seconds() > RELAUNCH_AFTER]
-    requests.extend(_run_request(m["batch_key"], m["lane"]) for m in stuck)
+    requests.extend(_run_request(m["batch_key"], m["lane"], work_of(m)) for m in stuck)
 
     message = "; ".join(filter(None, [
         _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable),

@@ -23,11 +23,24 @@ def _dump(data: Any) -> bytes:
     return json.dumps(data, indent=1, sort_keys=True, default=str).encode()
 
 
+# The kind of work a batch is: new files from the inbox, or bulk re-processing (replays),
+# which the run queue puts behind uploads.
+UPLOAD, BULK = "upload", "bulk"
+
+
 def new_manifest(batch_key: str, lane: str, sources: list[dict[str, Any]],
-                 created_at: datetime, reason: str = "") -> dict[str, Any]:
+                 created_at: datetime, reason: str = "", work: str = UPLOAD) -> dict[str, Any]:
     """A batch's membership: each source is {'inbox': name, ...} or {'content_id': id}."""
     return {"batch_key": batch_key, "lane": lane, "created_at": created_at.isoformat(),
-            "closed_because": reason, "sources": sources, "files": None}
+            "closed_because": reason, "work": work, "sources": sources, "files": None}
+
+
+def work_of(manifest: dict[str, Any]) -> str:
+    """UPLOAD or BULK; a manifest written before the field existed is bulk when none of its
+    sources comes from the inbox."""
+    if manifest.get("work"):
+        return manifest["work"]
+    return UPLOAD if any("inbox" in s for s in manifest["sources"]) else BULK
 
 
 def open_batch(store: Any, manifest: dict[str, Any]) -> None:

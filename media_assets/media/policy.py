@@ -177,6 +177,9 @@ class Batching:
     # not by count: a batch of videos is minutes of CPU, never hundreds of files.
     av_max_files: int = 16
     av_max_bytes: int = 512 * 1024**2
+    # Bulk work (replays of quarantined files, rebuilds) goes in small runs: a running run is
+    # never pre-empted, so a new upload waits at most for one small bulk run.
+    bulk_max_files: int = 32
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from media_assets.media.audit import append, audit_record
-from media_assets.media.batching import classify_lane
-from media_assets.media.manifest import new_manifest, open_batch
+from media_assets.media.batching import classify_lane, lane_limits
+from media_assets.media.manifest import BULK, new_manifest, open_batch
 from media_assets.media.policy import Batching
 
 
@@ -33,35 +33,52 @@ def select_quarantined(records: list[dict[str, Any]], *, reasons: list[str],
 
 
 def release(store: Any, records: list[dict[str, Any]], batching: Batching, *, why: str,
-            actor: str, run_id: str | None, now: datetime | None = None,
-            per_batch: int = 64) -> list[dict[str, Any]]:
-    """Open replay batches (per lane) for the records whose bytes are still in quarantine.
+            actor: str, run_id: str | None, now: datetime | None = None
+            ) -> list[dict[str, Any]]:
+    """Open small replay batches (per lane) for the records whose bytes are still in
+    quarantine: at most `bulk_max_files` each, within the lane's own batch limits.
 
     The inbox sensor registers and launches open batches it did not create itself, so the
-    released files are processed within a tick, in their lane's job."""
+    released files are processed within a tick, in their lane's job, as bulk work."""
     now = now or datetime.now(UTC)
-    by_lane: dict[str, list[dict[str, Any]]] = {}
+    by_lane: dict[str, list[tuple[dict[str, Any], int]]] = {}
     for record in records:
         key = record.get("bytes_key")
         if not key or not store.exists(key):
             continue  # purged by retention, or an empty file: nothing to retry
         with store.open_read(key) as handle:
             header = handle.read(batching.header_bytes)
-        lane, _ = classify_lane(header, store.size(key), batching)
-        by_lane.setdefault(lane, []).append(record)
+        size = store.size(key)
+        lane, _ = classify_lane(header, size, batching)
+        by_lane.setdefault(lane, []).append((record, size))
     manifests = []
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     for lane, chosen in sorted(by_lane.items()):
-        for start in range(0, len(chosen), per_batch):
-            group = chosen[start:start + per_batch]
+        max_files, max_bytes = lane_limits(lane, batching)
+        for group in _chunks(chosen, min(max_files, batching.bulk_max_files), max_bytes):
             sources = [{"quarantine_key": r["bytes_key"], "content_id": r["content_id"],
                         "source_name": r["source_name"]} for r in group]
             # 'r': a replay batch; the run id keeps two releases in one second apart
             key = f"{stamp}-r{len(manifests) + 1:03d}-{(run_id or 'manual')[:8]}"
-            manifest = new_manifest(key, lane, sources, now, f"replay: {why}")
+            manifest = new_manifest(key, lane, sources, now, f"replay: {why}", work=BULK)
             open_batch(store, manifest)
             manifests.append(manifest)
             append(store, [audit_record("release", r["content_id"], source=r["bytes_key"],
                                         target=key, reason=f"{r['reason']} -> replay: {why}",
                                         run_id=run_id, actor=actor, now=now) for r in group])
     return manifests
+
+
+def _chunks(items: list[tuple[dict[str, Any], int]], max_files: int,
+            max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Consecutive groups of at most `max_files` records and `max_bytes` bytes (a single
+    larger file goes alone)."""
+    groups: list[list[dict[str, Any]]] = []
+    size = 0
+    for record, nbytes in items:
+        if not groups or len(groups[-1]) >= max_files or size + nbytes > max_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(record)
+        size += nbytes
+    return groups

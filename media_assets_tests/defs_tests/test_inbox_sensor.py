@@ -20,7 +20,8 @@ def test_a_lone_settled_file_gets_its_own_batch_with_run_key_and_lane(install, j
     result = install.tick()
     [request] = result.run_requests
     assert request.run_key == request.partition_key
-    assert request.tags[LANE_TAG] == "image"
+    # a new upload: its lane, and Dagster's default priority (bulk work queues behind it)
+    assert request.tags == {LANE_TAG: "image", "media_assets/work": "upload"}
     manifest = load_manifest(install.store, request.partition_key)
     assert [s["inbox"] for s in manifest["sources"]] == ["one.jpg"]
 

@@ -90,7 +90,8 @@ def test_rebuild_sensor_rerenders_only_the_changed_derivative(install):
     result = stale_derivatives_sensor(context)
     [request] = result.run_requests
     assert set(request.asset_selection) == {AssetKey("previews"), AssetKey("catalog")}
-    assert request.tags["dagster/priority"] == "-1"
+    assert request.tags == {**request.tags, "media_assets/lane": "rebuild",
+                            "media_assets/work": "bulk", "dagster/priority": "-10"}
 
 
 def test_reconciliation_finds_a_missing_original_and_a_second_live_fragment(install):
