@@ -118,3 +118,21 @@ def test_the_threshold_must_outlast_every_per_file_time_limit():
     with pytest.raises(ValueError, match="temp_max_age_seconds"):
         policy_from_mapping({"limits": {"temp_max_age_seconds": 4000},
                              "video": {"timeout_seconds": 7200}})
+
+
+def test_the_command_line_removes_stale_temp_files_with_the_policys_threshold(store, capsys):
+    import json
+
+    from media_assets.cli import main
+
+    stale = leftover(store.root / ".staging/intake-old/.intake.tmp-1")
+    age(stale.parent, 2 * HOUR)
+    fresh = leftover(store.root / "originals/ab/cd/.abcd.jpg.tmp-2", idle=60)
+    args = ["--store", str(store.root), "--policy", "policy.yaml", "clean-temp"]
+    assert main([*args, "--dry-run"]) == 0 and stale.exists()
+    assert json.loads(capsys.readouterr().out)["dry_run"] is True
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [item["path"] for item in report["removed"]] == [".staging/intake-old"]
+    assert report["kept_recent"] == ["originals/ab/cd/.abcd.jpg.tmp-2"]
+    assert not stale.exists() and fresh.exists()
