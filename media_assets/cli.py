@@ -1,9 +1,11 @@
-"""Command line: look files up, show what is stale, compact or reconcile the catalog.
+"""Command line: look files up, show what is stale, compact or reconcile the catalog, remove
+temp files that killed runs left.
 
     python -m media_assets lookup NAME_OR_CONTENT_ID
     python -m media_assets stale
     python -m media_assets compact
     python -m media_assets reconcile
+    python -m media_assets clean-temp [--dry-run]
 
 The store and policy come from --store/--policy or MEDIA_ASSETS_STORE/MEDIA_ASSETS_POLICY.
 """
@@ -23,6 +25,7 @@ from media_assets.media.catalog import (
     read_catalog,
     stale_derivatives,
 )
+from media_assets.media.housekeeping import remove_stale_temp_files
 from media_assets.media.manifest import quarantine_records
 from media_assets.media.policy import load_policy
 from media_assets.media.reconcile import reconcile
@@ -40,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("stale", help="derivatives whose spec changed (a dry run of rebuild)")
     commands.add_parser("compact", help="rewrite the catalog index")
     commands.add_parser("reconcile", help="compare the store with the catalog")
+    clean = commands.add_parser("clean-temp", help="remove temp files killed runs left, once "
+                                "idle for the policy's limits.temp_max_age_seconds")
+    clean.add_argument("--dry-run", action="store_true", help="only list them")
     args = parser.parse_args(argv)
     store = LocalObjectStore(args.store)
 
@@ -65,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         found = reconcile(store, read_catalog(store))
         print(json.dumps(found.summary(), indent=1))
         return 0 if found.clean else 2
+    elif args.command == "clean-temp":
+        max_age = load_policy(args.policy).limits.temp_max_age_seconds
+        sweep = remove_stale_temp_files(store.root, now=datetime.now(UTC),
+                                        max_age_seconds=max_age, dry_run=args.dry_run)
+        print(json.dumps({"dry_run": args.dry_run, "max_age_seconds": max_age,
+                          "removed": [item.__dict__ for item in sweep.removed],
+                          "removed_bytes": sweep.removed_bytes,
+                          "kept_recent": [item.path for item in sweep.kept]}, indent=1))
     return 0
 
 

@@ -92,7 +92,6 @@ def originals(
 
     started = time.perf_counter()
     run_id = context.run.run_id
-    seen = {f["content_id"] for f in files if f.get("content_id")}
 
     def settle(name: str, outcome: Outcome) -> None:
         """Store (or quarantine) each file as soon as its worker has staged it."""
@@ -104,9 +103,6 @@ def originals(
         with meter.attributing(staged.content_id) if meter and staged else nullcontext():
             entry = _settle(store, name, inbox_paths[name], sources[name], staged,
                             outcome.error, batch_key, run_id)
-        if entry["status"] == "ok" and entry["content_id"] in seen:
-            entry["duplicate"] = True  # the same bytes twice in one batch
-        seen.add(entry.get("content_id"))
         files.append(entry)
         if name in released:
             return  # its bytes came from quarantine, not the inbox: nothing leaves
@@ -121,6 +117,7 @@ def originals(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # incl. partial copies of killed workers
     elapsed = time.perf_counter() - started
+    mark_repeats(files)
 
     # Bytes that retention had purged and that just arrived again are hot again.
     revive(store, {f["content_id"] for f in files
@@ -144,6 +141,19 @@ def originals(
 
 # Outcomes whose bytes are in the store or in quarantine: only those files leave the inbox.
 SAFE = ("ok", "quarantined")
+
+
+def mark_repeats(files: list[dict[str, Any]]) -> None:
+    """The same bytes under several names in one batch: the first name (in name order) is
+    the arrival, the later ones are duplicates. Decided by name once every file is settled,
+    never by which worker finished first, so a rerun of the batch flags the same names."""
+    seen: set[str] = set()
+    for entry in sorted(files, key=lambda f: f["source_name"]):
+        if entry["status"] != "ok":
+            continue
+        if entry["content_id"] in seen:
+            entry["duplicate"] = True
+        seen.add(entry["content_id"])
 
 
 def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],

@@ -1,5 +1,5 @@
 """Maintenance from the launchpad: look a file up, compact the catalog, reconcile the store,
-and rebuild derivatives whose spec changed."""
+remove temp files killed runs left, and rebuild derivatives whose spec changed."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -40,6 +40,7 @@ from media_assets.media.catalog import (
     stale_derivatives,
 )
 from media_assets.media.contact_sheet import data_uri
+from media_assets.media.housekeeping import remove_stale_temp_files
 from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import BULK, load_spec, quarantine_records
 from media_assets.media.rebuild import pending_requests
@@ -179,6 +180,46 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
     return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key))
 
 
+class TempCleanupConfig(Config):
+    dry_run: bool = False  # only list what would be removed
+
+
+@op(description="Remove the temp files and staging folders that killed runs left in the "
+                "store, once idle past the policy's limits.temp_max_age_seconds.")
+def remove_stale_temp(context: OpExecutionContext, config: TempCleanupConfig,
+                      storage: MediaStorage, policy: PolicyResource) -> None:
+    store, max_age = storage.store(), policy.load().limits.temp_max_age_seconds
+    sweep = remove_stale_temp_files(store.root, now=datetime.now(UTC),
+                                    max_age_seconds=max_age, dry_run=config.dry_run)
+    columns = [("path", "string"), ("files", "int"), ("bytes", "int"),
+               ("idle_seconds", "float")]
+    context.add_output_metadata({
+        "dry_run": config.dry_run,
+        "max_age_seconds": max_age,
+        "removed": len(sweep.removed),
+        "removed_bytes": sweep.removed_bytes,
+        "kept_recent": len(sweep.kept),
+        "removed_paths": table([item.__dict__ for item in sweep.removed[:200]], columns),
+        "kept_paths": table([item.__dict__ for item in sweep.kept[:200]], columns),
+    })
+    verb = "would remove" if config.dry_run else "removed"
+    context.log.info(f"{verb} {len(sweep.removed)} stale temp entries "
+                     f"({sweep.removed_bytes} bytes); kept {len(sweep.kept)} younger than "
+                     f"{max_age:g} s")
+
+
+@job(description="Remove temp files that killed runs left in the store (hourly; "
+                 "`dry_run: true` lists them).")
+def clean_temp_files():
+    remove_stale_temp()
+
+
+@schedule(job=clean_temp_files, cron_schedule="45 * * * *",
+          default_status=DefaultScheduleStatus.RUNNING)
+def hourly_temp_cleanup():
+    return RunRequest()
+
+
 REQUEST_TTL = timedelta(days=7)
 
 
@@ -208,7 +249,7 @@ def _requested_rebuilds(store) -> list[RunRequest]:
     return runs
 
 
-maintenance_jobs = [lookup_file, reconcile_job]
+maintenance_jobs = [lookup_file, reconcile_job, clean_temp_files]
 maintenance_checks = [store_reconciles_with_catalog]
-maintenance_schedules = [nightly_reconcile]
+maintenance_schedules = [nightly_reconcile, hourly_temp_cleanup]
 maintenance_sensors = [stale_derivatives_sensor]

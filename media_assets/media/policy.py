@@ -157,6 +157,9 @@ class Limits:
     per_file_timeout_seconds: float = 120.0
     worker_memory_mb: int = 3072
     workers: int = 0  # 0 = one per core
+    # Housekeeping removes a temp file (a killed writer's) once untouched this long; it must
+    # outlast every per-file time limit, so a live writer never loses its file.
+    temp_max_age_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         _validate_specs(specs)
     video = dict(raw.pop("video", {}) or {})
     audio = dict(raw.pop("audio", {}) or {})
-    return Policy(
+    policy = Policy(
         version=str(raw.pop("version", "1")),
         limits=Limits(**limits),
         batching=Batching(**(raw.pop("batching", {}) or {})),
@@ -290,6 +293,18 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         source_digest=source_digest,
         **_reject_unknown(raw),
     )
+    _validate_temp_age(policy)
+    return policy
+
+
+def _validate_temp_age(policy: Policy) -> None:
+    """A temp file idle for less than the longest time limit may still be a live writer's."""
+    longest = max(policy.limits.per_file_timeout_seconds, policy.video.timeout_seconds,
+                  policy.audio.timeout_seconds)
+    if policy.limits.temp_max_age_seconds <= longest:
+        raise ValueError(f"limits.temp_max_age_seconds ({policy.limits.temp_max_age_seconds:g})"
+                         f" must exceed the longest per-file time limit ({longest:g} s): a "
+                         "temp file that young may still be written")
 
 
 def _rendition(raw: dict[str, Any]) -> RenditionSpec:

@@ -12,9 +12,8 @@ from stat import S_ISREG
 from typing import BinaryIO
 
 from media_assets.media.errors import classify_os_errors
+from media_assets.media.housekeeping import STAGING, TEMP_MARK
 from media_assets.storage.base import InboxEntry
-
-TEMP_MARK = ".tmp-"
 
 
 def fsync_dir(path: Path) -> None:
@@ -90,7 +89,7 @@ class LocalObjectStore:
 
     def staging_dir(self) -> Path:
         """A scratch folder on the store's filesystem, so staged files move in by rename."""
-        path = self.root / ".staging"
+        path = self.root / STAGING
         path.mkdir(parents=True, exist_ok=True)
         return path
 

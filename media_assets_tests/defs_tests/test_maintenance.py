@@ -141,3 +141,40 @@ def test_a_derivative_leads_back_to_its_original_spec_code_and_run(install):
     spec = next(d["spec"] for d in found["derivatives"] if d["name"] == "preview")
     assert (spec["long_edge"], spec["format"], spec["spec_hash"]) == (
         1440, "jpeg", preview["spec_hash"])
+
+
+def test_temp_cleanup_removes_what_killed_runs_left_and_records_it(install):
+    import os
+    import time
+
+    ingest_samples(install)
+    root = install.store.root
+    stale = [root / ".staging/intake-killed/.intake.tmp-1", root / "originals/ab/.x.jpg.tmp-2"]
+    fresh = root / "derived/preview/.y.jpg.tmp-3"  # a live writer's, maybe: it stays
+    for path in [*stale, fresh]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    for path in [*stale, stale[0].parent]:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    def cleanup(dry_run: bool) -> dict:
+        result = run_job(install, "clean_temp_files",
+                         {"ops": {"remove_stale_temp": {"config": {"dry_run": dry_run}}}})
+        [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        return event.event_specific_data.metadata
+
+    assert cleanup(dry_run=True)["removed"].value == 2 and stale[0].exists()
+    metadata = cleanup(dry_run=False)
+    assert (metadata["removed"].value, metadata["kept_recent"].value) == (2, 1)
+    assert metadata["removed_bytes"].value == 8
+    assert [r.data["path"] for r in metadata["removed_paths"].value.records] == [
+        ".staging/intake-killed", "originals/ab/.x.jpg.tmp-2"]
+    assert not any(path.exists() for path in stale) and fresh.exists()
+    assert run_job(install, "reconcile_store").get_asset_check_evaluations()[0].passed
+
+
+def test_temp_cleanup_runs_every_hour():
+    schedule = defs.resolve_schedule_def("hourly_temp_cleanup")
+    assert schedule.job_name == "clean_temp_files"
+    assert schedule.default_status.value == "RUNNING"
