@@ -48,6 +48,7 @@ from media_assets.defs.resources import (
     MediaStorage,
     PolicyResource,
 )
+from media_assets.defs.rollout import rollout_jobs
 from media_assets.defs.sensors import inbox_sensor
 from media_assets.defs.usage import usage, usage_job, usage_schedule
 
@@ -63,7 +64,7 @@ defs = Definitions(
     asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks,
                   arrivals_are_catalogued_in_time],
     jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs,
-          *operations_jobs, freshness_job, usage_job],
+          *operations_jobs, *rollout_jobs, freshness_job, usage_job],
     schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules,
                freshness_schedule, usage_schedule],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors, run_failure_alerts],

@@ -16,7 +16,7 @@ from media_assets.defs.av_derivatives import (
     web_rendition,
 )
 from media_assets.defs.av_metadata import AUDIO_EXTRACTOR, VIDEO_EXTRACTOR
-from media_assets.defs.checks import check_result, inspect_image, partition_keys
+from media_assets.defs.checks import check_result, partition_keys
 from media_assets.defs.common import batch_files
 from media_assets.defs.metadata import load_metadata
 from media_assets.defs.partitions import batch_partitions
@@ -28,6 +28,7 @@ from media_assets.media.av_inspect import (
 )
 from media_assets.media.layout import spec_output_key
 from media_assets.media.manifest import load_step_results
+from media_assets.media.rollout import inspect_derivative
 
 
 def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: DecodeWorkers,
@@ -107,19 +108,20 @@ def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage
                          "audio cover art, where present, too.")
 def poster_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
                     policy: PolicyResource) -> AssetCheckResult:
-    store, spec = storage.store(), policy.load().derivative("thumbnail")
+    store, rules = storage.store(), policy.load()
     failures: dict[str, str] = {}
     checked = 0
     for batch_key in partition_keys(context):
         for cid, entry in batch_files(store, batch_key, ("video", "audio")).items():
+            spec = rules.derivative_for("thumbnail", cid)  # a canary's, where one runs
             key = spec_output_key(spec, cid)
             if entry["kind"] == "audio" and not store.exists(key):
                 continue  # no cover art, no thumbnail: nothing to check
             checked += 1
-            problem = inspect_image(store, key, spec)
+            problem = inspect_derivative(store, key, spec)
             if problem:
                 failures[entry["source_name"]] = problem
-    return check_result(failures, checked, spec_hash=spec.spec_hash)
+    return check_result(failures, checked, spec_hash=rules.spec_stamp("thumbnail"))
 
 
 av_checks = [web_rendition_plays, audio_preview_conforms, waveform_conforms, poster_conforms]

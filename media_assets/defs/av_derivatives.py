@@ -80,25 +80,28 @@ def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaS
     files = batch_files(store, context.partition_key, ("video", "audio"), context.log)
     # Audio without cover art has no thumbnail; remembered so a rerun does not look again.
     without_cover = load_step_results(store, context.partition_key, "poster_without_cover")
-    todo = {cid: e for cid, e in _missing(store, files, lambda c: spec_output_key(spec, c),
-                                                 config.force).items()
-            if config.force or without_cover.get(cid) != spec.spec_hash}
+    needed = {cid: [s for s in rules.specs_to_keep("thumbnail", cid)
+                    if config.force or not store.exists(spec_output_key(s, cid))]
+              for cid in files}
+    todo = {cid: e for cid, e in files.items()
+            if needed[cid] and (config.force or without_cover.get(cid) != spec.spec_hash)}
     started = time.perf_counter()
     with _scratch(store, "poster-") as scratch:
 
-        def keep(cid: str, rendered: dict[str, Any]) -> None:
-            for item in rendered.values():
-                store.put_file(spec_output_key(spec, cid), item.path)
+        def keep(cid: str, rendered: list[Any]) -> None:
+            by_hash = {s.spec_hash: s for s in needed[cid]}
+            for item in rendered:
+                store.put_file(spec_output_key(by_hash[item.spec_hash], cid), item.path)
             if not rendered:
                 without_cover[cid] = spec.spec_hash
 
         failed = process_files(
             context, store, workers, rules.limits, todo,
-            lambda cid, path: (render_still, path, files[cid]["kind"], [spec], scratch / cid,
-                               rules.video.poster_at),
+            lambda cid, path: (render_still, path, files[cid]["kind"], needed[cid],
+                               scratch / cid, rules.video.poster_at),
             keep, stage="poster", timeout=rules.video.timeout_seconds)
     save_step_results(store, context.partition_key, "poster_without_cover", without_cover)
-    stills = [spec_output_key(spec, cid) for cid in files]
+    stills = [spec_output_key(rules.derivative_for("thumbnail", cid), cid) for cid in files]
     stills = [key for key in stills if store.exists(key)]
     return _result(context, store, files, todo, failed, started, spec, with_thumbnail=len(stills),
                    contact_sheet=contact_sheet_markdown(store, stills))

@@ -172,11 +172,11 @@ def _derivatives(store: Any, entry: dict[str, Any], kind: str | None, rules: Pol
                  previous: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Current-spec derivatives that exist; otherwise the older ones still in the store."""
     older = {d["name"]: d for d in previous}
-    specs = list(rules.wanted(kind or ""))
-    if kind == "audio":
-        specs.append(rules.derivative("thumbnail"))  # from cover art, when there is one
-    found = []
     cid = entry["content_id"]
+    specs = list(rules.wanted_for(kind or "", cid))  # a canary's spec, where one applies
+    if kind == "audio":  # from cover art, when there is one
+        specs.append(rules.derivative_for("thumbnail", cid))
+    found = []
     for spec in specs:
         key = spec_output_key(spec, cid)
         if spec.name == "web_rendition":

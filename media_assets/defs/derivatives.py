@@ -28,9 +28,10 @@ from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.media.contact_sheet import contact_sheet, data_uri
-from media_assets.media.images import render_derivatives
+from media_assets.media.images import render_specs
 from media_assets.media.layout import spec_output_key
-from media_assets.media.manifest import record_spec
+from media_assets.media.manifest import load_step_results, record_spec, save_step_results
+from media_assets.media.rollout import RENDER_MS_STEP, compare
 
 # Asset name -> derivative name in the policy.
 DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}
@@ -57,23 +58,27 @@ def image_derivatives(
 ):
     """Render the selected derivatives of the batch's images, skipping existing outputs."""
     store, rules, batch_key = storage.store(), policy.load(), context.partition_key
-    selected = [a.to_user_string() for a in context.selected_asset_keys]
-    specs = [rules.derivative(DERIVATIVE_ASSETS[name]) for name in selected]
+    selected = sorted(a.to_user_string() for a in context.selected_asset_keys)
+    names = [DERIVATIVE_ASSETS[asset] for asset in selected]
     images = batch_files(store, batch_key, ("image",), context.log)
-    todo = {cid: [s for s in specs if config.force or not store.exists(spec_output_key(s, cid))]
+    # Each content's current spec, plus the stable one while it is in a canary.
+    todo = {cid: [s for name in names for s in rules.specs_to_keep(name, cid)
+                  if config.force or not store.exists(spec_output_key(s, cid))]
             for cid in images}
     todo = {cid: needed for cid, needed in todo.items() if needed}
 
     draft_edge = max(spec.long_edge for spec in rules.derivatives)
-    render = functools.partial(render_derivatives, draft_edge=draft_edge)
+    render = functools.partial(render_specs, draft_edge=draft_edge)
     started = time.perf_counter()
-    by_name = {spec.name: spec for spec in specs}
+    render_ms: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(dir=store.staging_dir(), prefix="derive-") as scratch:
 
-        def keep(cid: str, rendered: dict[str, Any]) -> None:
+        def keep(cid: str, rendered: list[Any]) -> None:
             """Store each file's derivatives as soon as they are rendered."""
-            for name, item in rendered.items():
-                store.put_file(spec_output_key(by_name[name], cid), item.path)
+            by_hash = {spec.spec_hash: spec for spec in todo[cid]}
+            for item in rendered:
+                store.put_file(spec_output_key(by_hash[item.spec_hash], cid), item.path)
+                render_ms.setdefault(item.spec_hash, {})[cid] = item.elapsed_ms
             shutil.rmtree(Path(scratch) / cid, ignore_errors=True)
 
         failed = process_files(
@@ -82,23 +87,36 @@ def image_derivatives(
                                rules.limits.max_pixels),
             keep, stage="derivatives")
     elapsed = time.perf_counter() - started
-    usage = record_usage(context, store, "+".join(sorted(selected)))  # one decode serves both
+    usage = record_usage(context, store, "+".join(selected))  # one decode serves both
+    timings = load_step_results(store, batch_key, RENDER_MS_STEP)
+    timings = {h: {**timings.get(h, {}), **ms} for h, ms in {**timings, **render_ms}.items()}
+    save_step_results(store, batch_key, RENDER_MS_STEP, timings)
 
-    for name, spec in zip(selected, specs, strict=True):
-        record_spec(store, spec)
-        keys = [spec_output_key(spec, cid) for cid in images if cid not in failed]
+    for asset_name, name in zip(selected, names, strict=True):
+        spec = rules.derivative(name)
+        canary = rules.canaries.get(name)
+        for used in (spec, canary.spec) if canary else (spec,):
+            record_spec(store, used)
+        done = [cid for cid in images if cid not in failed]
+        keys = [spec_output_key(rules.derivative_for(name, cid), cid) for cid in done]
         metadata: dict[str, Any] = {
             "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
             "files": len(keys),
-            "rendered": sum(spec in todo.get(cid, []) and store.exists(spec_output_key(spec, cid))
-                            for cid in images if cid not in failed),
+            "rendered": sum(1 for cid in done for s in todo.get(cid, [])
+                            if s.name == name and store.exists(spec_output_key(s, cid))),
             "quarantined": len(failed),
             "seconds": round(elapsed, 3),
             **usage,
         }
-        if name == "thumbnails":
+        report = compare(store, rules, name, done, timings)
+        if report is not None:
+            metadata["canary"] = MetadataValue.json(report)
+            metadata["canary_files"] = report["canary_files"]
+            if report["bytes_ratio"] is not None:
+                metadata["canary_bytes_ratio"] = report["bytes_ratio"]
+        if asset_name == "thumbnails":
             metadata["contact_sheet"] = contact_sheet_markdown(store, keys)
-        yield MaterializeResult(asset_key=name, metadata=metadata)
+        yield MaterializeResult(asset_key=asset_name, metadata=metadata)
 
 
 def contact_sheet_markdown(store: Any, keys: list[str]) -> MetadataValue:

@@ -45,6 +45,7 @@ from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.media.manifest import BULK, load_spec, quarantine_records
 from media_assets.media.rebuild import pending_requests
 from media_assets.media.reconcile import reconcile
+from media_assets.media.rollout import note_rollout
 
 
 class LookupConfig(Config):
@@ -157,6 +158,8 @@ def nightly_reconcile():
 def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaStorage,
                              policy: PolicyResource) -> SensorResult | SkipReason:
     rules, store = policy.load(), storage.store()
+    for step in note_rollout(store, rules, datetime.now(UTC), actor="stale_derivatives_sensor"):
+        context.log.info(f"{step.action}: {step.reason}")  # and in the audit log
     requests = _requested_rebuilds(store)
     stale = stale_derivatives(read_catalog(store), rules)
     if stale.is_empty() and not requests:
@@ -170,7 +173,7 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
     for (batch, asset_name), group in (stale.group_by(["batch_key", "asset"])
                                        if stale.height else []):
         derivative = group["derivative"][0]
-        spec_hash = rules.spec(derivative).spec_hash
+        spec_hash = rules.spec_stamp(derivative)
         requests.append(_rebuild_run(
             f"rebuild:{batch}:{asset_name}:{spec_hash}:"
             f"{fragments.get(batch, '').rpartition('/')[2]}", batch, asset_name, False,

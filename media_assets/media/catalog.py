@@ -235,8 +235,13 @@ def stale_derivatives(arrivals: pl.DataFrame, policy: Policy) -> pl.DataFrame:
             .select("content_id",
                     pl.col("derivatives").struct.field("name").alias("derivative"),
                     pl.col("derivatives").struct.field("spec_hash").alias("got")))
-    return (view.select("batch_key", "media_kind", "content_id")
-            .join(wanted, on="media_kind")
+    wanting = view.select("batch_key", "media_kind", "content_id").join(wanted, on="media_kind")
+    bucket = pl.col("content_id").str.slice(0, 8).str.to_integer(base=16) / 2**32
+    for name, canary in policy.canaries.items():  # canary contents want the canary's spec
+        wanting = wanting.with_columns(
+            pl.when((pl.col("derivative") == name) & (bucket < canary.fraction))
+            .then(pl.lit(canary.spec.spec_hash)).otherwise(pl.col("want")).alias("want"))
+    return (wanting
             .join(have, on=["content_id", "derivative"], how="left")
             .filter((pl.col("got").is_null() & pl.col("required"))
                     | (pl.col("got").is_not_null() & (pl.col("got") != pl.col("want"))))

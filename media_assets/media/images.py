@@ -18,6 +18,7 @@ import re
 import secrets
 import struct
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -435,6 +436,8 @@ class RenderedDerivative:
     height: int
     bytes: int
     format: str
+    spec_hash: str = ""
+    elapsed_ms: float = 0.0  # resize + encode of this spec (the shared decode excluded)
 
 
 def _fit(image: Image.Image, long_edge: int) -> Image.Image:
@@ -485,37 +488,63 @@ def render_derivatives(
     *,
     draft_edge: int | None = None,
 ) -> dict[str, RenderedDerivative]:
-    """Decode ``path`` once and write each spec to ``out_dir/{name}.{extension}``.
+    """Decode ``path`` once and write each spec; the results by derivative name.
 
     ``draft_edge`` (default: the largest requested long edge, never less) fixes how far the
     decode is reduced; pass the policy's largest long edge so that a derivative rendered alone
     is identical to the same derivative rendered with the others.
     """
+    return {r.name: r for r in render_specs(path, specs, out_dir, max_pixels,
+                                            draft_edge=draft_edge)}
+
+
+def render_specs(
+    path: Path,
+    specs: Sequence[DerivativeSpec],
+    out_dir: Path,
+    max_pixels: int,
+    *,
+    draft_edge: int | None = None,
+) -> list[RenderedDerivative]:
+    """Like `render_derivatives`, for specs that may share a name (a canary and the stable
+    spec of one derivative): one result per spec."""
     if not specs:
-        return {}
-    out_dir = Path(out_dir)
+        return []
     largest = max(spec.long_edge for spec in specs)
     base = decode_for_derivatives(path, max(draft_edge or largest, largest), max_pixels)
-    return write_derivatives(base, specs, out_dir)
+    return write_specs(base, specs, Path(out_dir))
 
 
 def write_derivatives(
     base: Image.Image, specs: Sequence[DerivativeSpec], out_dir: Path
 ) -> dict[str, RenderedDerivative]:
+    """Write each spec from one decoded, upright 8-bit sRGB image; results by name."""
+    return {r.name: r for r in write_specs(base, specs, out_dir)}
+
+
+def write_specs(
+    base: Image.Image, specs: Sequence[DerivativeSpec], out_dir: Path
+) -> list[RenderedDerivative]:
     """Write each spec from one decoded, upright 8-bit sRGB image (largest spec first)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rendered: dict[str, RenderedDerivative] = {}
+    rendered: list[RenderedDerivative] = []
     for spec in sorted(specs, key=lambda s: s.long_edge, reverse=True):
+        started = time.perf_counter()
         image = _fit(base, spec.long_edge)  # every spec from the decoded image, never a re-encode
-        target = out_dir / f"{spec.name}.{spec.extension}"
+        # A second spec of one name (a canary beside the stable spec) gets its hash appended.
+        taken = any(r.name == spec.name for r in rendered)
+        stem = f"{spec.name}-{spec.spec_hash}" if taken else spec.name
+        target = out_dir / f"{stem}.{spec.extension}"
         _write(image, spec, target)
-        rendered[spec.name] = RenderedDerivative(
+        rendered.append(RenderedDerivative(
             name=spec.name,
             path=target,
             width=image.width,
             height=image.height,
             bytes=target.stat().st_size,
             format=spec.format,
-        )
+            spec_hash=spec.spec_hash,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+        ))
     return rendered

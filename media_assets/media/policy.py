@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +217,20 @@ def _costs(raw: dict[str, Any]) -> Costs:
 
 
 @dataclass(frozen=True)
+class Canary:
+    """A new spec for one image derivative, applied first to `fraction` of the contents
+    (chosen by content hash, so the same files every time)."""
+
+    spec: DerivativeSpec
+    fraction: float
+
+
+def canary_bucket(content_id: str) -> float:
+    """Where a content falls in [0, 1): the first 32 bits of its SHA-256, so uniform."""
+    return int(content_id[:8], 16) / 2**32
+
+
+@dataclass(frozen=True)
 class Policy:
     """Everything an operator may change without touching code."""
 
@@ -232,6 +246,7 @@ class Policy:
     retention: Retention = field(default_factory=Retention)
     breaker: BreakerRules = field(default_factory=BreakerRules)
     costs: Costs = field(default_factory=Costs)
+    canaries: dict[str, Canary] = field(default_factory=dict)
     freshness_minutes: float = 10.0
     source_digest: str = "defaults"
 
@@ -240,6 +255,34 @@ class Policy:
             if spec.name == name:
                 return spec
         raise KeyError(f"no derivative named {name!r} in the policy")
+
+    def in_canary(self, name: str, content_id: str) -> bool:
+        canary = self.canaries.get(name)
+        return canary is not None and canary_bucket(content_id) < canary.fraction
+
+    def derivative_for(self, name: str, content_id: str) -> DerivativeSpec:
+        """The spec a content's derivative is current under: the canary's for the contents
+        in its fraction, the stable one otherwise."""
+        return self.canaries[name].spec if self.in_canary(name, content_id) else \
+            self.derivative(name)
+
+    def specs_to_keep(self, name: str, content_id: str) -> tuple[DerivativeSpec, ...]:
+        """Outputs a content must have: its current spec's, plus the stable spec's while it
+        is in a canary (so a rollback needs no render)."""
+        current = self.derivative_for(name, content_id)
+        stable = self.derivative(name)
+        return (current,) if current == stable else (current, stable)
+
+    def wanted_for(self, media_kind: str, content_id: str) -> tuple[Any, ...]:
+        """`wanted`, with each derivative under its canary spec where one applies."""
+        return tuple(self.derivative_for(s.name, content_id) if s.name in self.canaries else s
+                     for s in self.wanted(media_kind))
+
+    def spec_stamp(self, name: str) -> str:
+        """The spec hash, plus the canary's hash and fraction while one runs."""
+        stamp = self.spec(name).spec_hash
+        canary = self.canaries.get(name)
+        return f"{stamp}+{canary.spec.spec_hash}@{canary.fraction:g}" if canary else stamp
 
     def spec(self, name: str) -> Any:
         """Any derivative spec by name (image, video or audio)."""
@@ -278,6 +321,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         _validate_specs(specs)
     video = dict(raw.pop("video", {}) or {})
     audio = dict(raw.pop("audio", {}) or {})
+    canaries = _canaries(raw.pop("canary", {}) or {}, specs)
     policy = Policy(
         version=str(raw.pop("version", "1")),
         limits=Limits(**limits),
@@ -289,6 +333,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
         retention=_retention(raw.pop("retention", {}) or {}),
         breaker=BreakerRules(**(raw.pop("breaker", {}) or {})),
         costs=_costs(raw.pop("costs", {}) or {}),
+        canaries=canaries,
         freshness_minutes=float(raw.pop("freshness_minutes", 10.0)),
         source_digest=source_digest,
         **_reject_unknown(raw),
@@ -305,6 +350,26 @@ def _validate_temp_age(policy: Policy) -> None:
         raise ValueError(f"limits.temp_max_age_seconds ({policy.limits.temp_max_age_seconds:g})"
                          f" must exceed the longest per-file time limit ({longest:g} s): a "
                          "temp file that young may still be written")
+
+
+def _canaries(raw: dict[str, Any], specs: tuple[DerivativeSpec, ...]) -> dict[str, Canary]:
+    """`canary: {thumbnail: {fraction: 0.1, quality: 70}}`: the fields that differ from the
+    stable spec, and the fraction of contents that get them first."""
+    stable = {spec.name: spec for spec in specs}
+    canaries = {}
+    for name, changes in raw.items():
+        changes = dict(changes or {})
+        if name not in stable:
+            raise ValueError(f"canary: {name!r} is not one of the derivatives "
+                             f"{sorted(stable)}")
+        fraction = float(changes.pop("fraction", 0.1))
+        if not 0 < fraction <= 1:
+            raise ValueError(f"canary.{name}.fraction must be in (0, 1]")
+        spec = replace(stable[name], **changes)
+        _validate_specs(tuple(s if s.name != name else spec for s in specs))
+        if spec != stable[name]:
+            canaries[name] = Canary(spec, fraction)
+    return canaries
 
 
 def _rendition(raw: dict[str, Any]) -> RenditionSpec:

@@ -13,7 +13,7 @@ import av
 from PIL import Image
 
 from media_assets.media.errors import Rejected
-from media_assets.media.images import RenderedDerivative, write_derivatives
+from media_assets.media.images import RenderedDerivative, write_derivatives, write_specs
 from media_assets.media.policy import DerivativeSpec
 
 # Clockwise display rotation -> the Pillow transpose that turns a frame upright.
@@ -100,9 +100,10 @@ def cover_art(path: Path) -> Image.Image | None:
 
 
 def render_still(path: Path, media_kind: str, specs: Sequence[DerivativeSpec], out_dir: Path,
-                 at_fraction: float = 0.1) -> dict[str, RenderedDerivative]:
-    """A video's poster frame or an audio file's cover art (nothing when it has none)."""
+                 at_fraction: float = 0.1) -> list[RenderedDerivative]:
+    """A video's poster frame or an audio file's cover art (nothing when it has none), one
+    result per spec."""
     if media_kind == "video":
-        return write_derivatives(poster_frame(path, at_fraction=at_fraction), specs, out_dir)
+        return write_specs(poster_frame(path, at_fraction=at_fraction), specs, out_dir)
     cover = cover_art(path)
-    return write_derivatives(cover, specs, out_dir) if cover is not None else {}
+    return write_specs(cover, specs, out_dir) if cover is not None else []
