@@ -46,7 +46,7 @@ def catalog(
     manifest = require_intake(store, batch_key)
     now = datetime.now(UTC)
     previous = _previous_derivatives(store, batch_key)
-    code_versions = json.dumps(_code_versions(context), sort_keys=True)
+    code_versions = json.dumps(asset_code_versions(), sort_keys=True)
     rows = build_rows(store, manifest, rules, previous, now=now, run_id=context.run.run_id,
                       code_versions=code_versions)
     key = fragment_key(batch_key, now, context.run.run_id)
@@ -76,7 +76,7 @@ def catalog(
     })
 
 
-def _code_versions(context: AssetExecutionContext) -> dict[str, str]:
+def asset_code_versions() -> dict[str, str]:
     """The code version of every asset that shaped the batch's rows."""
     versions = {"originals": INTAKE_VERSION, "catalog": CATALOG_VERSION}
     for assets_def in (image_metadata, image_derivatives, video_metadata, audio_metadata,
