@@ -2,9 +2,14 @@
 duration, codec) before any processing, they go in their own batches and runs, with their own
 tag and queue limit, while ordinary photos and short clips go on in the same tick."""
 
+import json
+from pathlib import Path
+
 from media_assets.defs.partitions import LANE_TAG
 from media_assets.media.manifest import load_manifest
 from media_assets.samples.av import write_video
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def batch_names(install, request) -> list[str]:
@@ -56,3 +61,19 @@ def test_the_heavy_thresholds_come_from_the_policy(install):
     install.age_inbox()
     [request] = install.tick().run_requests
     assert request.tags[LANE_TAG] == "heavy"
+
+
+def test_on_kubernetes_each_lanes_runs_carry_their_pod_config(install, jpeg_header,
+                                                               monkeypatch):
+    pods = REPO / "deploy" / "k8s-lane-resources.yaml"
+    monkeypatch.setenv("MEDIA_ASSETS_K8S_LANE_RESOURCES", str(pods))
+    write_video(install.inbox / "drone_4k.mp4", seconds=0.1, size=(3840, 2160), audio=None)
+    install.drop("photo.jpg", jpeg_header)
+    install.age_inbox()
+
+    runs = {r.tags[LANE_TAG]: r.tags for r in install.tick().run_requests}
+
+    heavy = json.loads(runs["heavy"]["dagster-k8s/config"])
+    assert heavy["pod_spec_config"]["node_selector"] == {"media-assets/pool": "heavy"}
+    image = json.loads(runs["image"]["dagster-k8s/config"])
+    assert image["container_config"]["resources"]["requests"]["cpu"] == "2"
