@@ -5,6 +5,7 @@ lanes, close batches, write each batch's manifest, then register it and launch i
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 
 from dagster import (
     DefaultSensorStatus,
@@ -125,8 +126,10 @@ def inbox_sensor(
         except OSError as exc:  # one unreadable file must not stop the inbox
             unreadable.append(f"{entry.name}: {exc.strerror or exc}")
             continue
-        lane, _ = classify_lane(header, entry.size, batching)
-        candidates.append(Candidate(entry.name, entry.size, entry.mtime, lane))
+        routed = classify_lane(header, entry.size, batching,
+                               partial(drop.read_range, entry.name))
+        candidates.append(Candidate(entry.name, entry.size, entry.mtime, routed.lane,
+                                    routed.why))
 
     candidates, breaker_notes, probing = _apply_breakers(context, store, rules, candidates, now,
                                                            notifier)
@@ -142,7 +145,8 @@ def inbox_sensor(
     first_sequence = plan.budget.batches - len(plan.batches) + 1
     for offset, batch in enumerate(plan.batches):
         key = batch_key(now, first_sequence + offset)
-        sources = [{"inbox": c.name, "size": c.size, "mtime": c.mtime} for c in batch.files]
+        sources = [{"inbox": c.name, "size": c.size, "mtime": c.mtime}
+                   | ({"heavy_because": c.why} if c.why else {}) for c in batch.files]
         open_batch(store, new_manifest(key, batch.lane, sources, now, batch.closed_because))
         if batch.lane in probing:  # the half-open lane's single-file probe
             set_probe(store, batch.lane, probing[batch.lane], key)
@@ -227,6 +231,10 @@ def _describe(plan, unsettled: int, claimed: int, budget_hit: bool, orphans: int
     if plan.batches:
         by_lane = ", ".join(f"{n} {lane}" for lane, n in sorted(lanes.items()))
         parts.append(f"{len(plan.batches)} runs for {files} files ({by_lane})")
+        why = Counter(c.why.split(":")[0] for b in plan.batches for c in b.files if c.why)
+        if why:
+            parts.append("heavy by " + ", ".join(f"{reason} ({n})"
+                                                 for reason, n in sorted(why.items())))
     if plan.waiting:
         parts.append(f"{plan.waiting} files waiting for their batch to fill"
                      + (" (daily partition budget reached)" if plan.over_budget else ""))

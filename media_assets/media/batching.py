@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+from media_assets.media.cheap_probe import CheapFacts, ReadRange, cheap_probe
 from media_assets.media.policy import Batching
 from media_assets.media.sniff import Sniffed, declared_pixels, sniff
 
@@ -26,6 +28,7 @@ class Candidate:
     size: int
     mtime: float
     lane: str
+    why: str = ""  # why it went heavy, e.g. "duration: 3600 s >= 1800 s"
 
 
 @dataclass(frozen=True)
@@ -68,19 +71,49 @@ class Plan:
     over_budget: bool = False
 
 
-def classify_lane(header: bytes, size: int, batching: Batching) -> tuple[str, Sniffed]:
-    """Lane from the header and size alone: heavy files never hold up the ordinary flow."""
+class Lane(NamedTuple):
+    """A file's lane, what its magic bytes say, why it is heavy ("" if it is not), and what
+    the cheap probe found (video and audio only)."""
+
+    lane: str
+    sniffed: Sniffed
+    why: str = ""
+    facts: CheapFacts | None = None
+
+
+def classify_lane(header: bytes, size: int, batching: Batching,
+                  read_range: ReadRange | None = None) -> Lane:
+    """Lane by cost, from the header, the size and (video/audio) the cheap probe, which may
+    make a ranged read or two: heavy files never hold up the ordinary flow."""
     sniffed = sniff(header)
     if size >= batching.heavy_min_bytes:
-        return "heavy", sniffed
+        return Lane("heavy", sniffed, f"bytes: {size} >= {batching.heavy_min_bytes}")
     if sniffed.kind == "image":
         pixels = declared_pixels(header)
         if pixels is not None and pixels >= batching.heavy_min_pixels:
-            return "heavy", sniffed
-        return "image", sniffed
+            return Lane("heavy", sniffed, f"pixels: {pixels} >= {batching.heavy_min_pixels}")
+        return Lane("image", sniffed)
     if sniffed.kind in ("audio", "video"):
-        return "av", sniffed
-    return "image", sniffed  # unknown content is rejected cheaply with the images
+        facts = cheap_probe(header, size=size, read_range=read_range,
+                            chunk=batching.header_bytes)
+        why = heavy_because(facts, sniffed, batching)
+        return Lane("heavy" if why else "av", sniffed, why, facts)
+    return Lane("image", sniffed)  # unknown content is rejected cheaply with the images
+
+
+def heavy_because(facts: CheapFacts, sniffed: Sniffed, batching: Batching) -> str:
+    """Why a video or audio file is heavy by what it declares ("" when it is not)."""
+    heavy = [c for c in facts.codecs if c in batching.heavy_codecs]
+    if heavy:
+        return f"codec: {heavy[0]}"
+    if facts.pixels and facts.pixels >= batching.heavy_min_video_pixels:
+        return (f"video pixels: {facts.width}x{facts.height} >= "
+                f"{batching.heavy_min_video_pixels}")
+    video = facts.has_video if facts.has_video is not None else sniffed.kind == "video"
+    seconds = facts.duration_seconds
+    if video and seconds is not None and seconds >= batching.heavy_min_duration_seconds:
+        return f"duration: {seconds:.0f} s >= {batching.heavy_min_duration_seconds:g} s"
+    return ""
 
 
 def lane_limits(lane: str, batching: Batching) -> tuple[int, int]:

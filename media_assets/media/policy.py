@@ -174,8 +174,13 @@ class Batching:
     daily_partition_budget: int = 48
     budget_burst: int = 12
     over_budget_max_wait_seconds: float = 600.0
+    # The heavy lane (own batches, runs and queue limit), decided from the header and the
+    # cheap probe: any one of these sends a file there.
     heavy_min_bytes: int = 200 * 1024**2
-    heavy_min_pixels: int = 100_000_000
+    heavy_min_pixels: int = 100_000_000           # images: declared width x height
+    heavy_min_video_pixels: int = 3840 * 2160     # video frames: 4K UHD and up
+    heavy_min_duration_seconds: float = 1800.0    # video (audio decodes ~100x faster)
+    heavy_codecs: tuple[str, ...] = ("prores",)   # costly to decode whatever their size
     # Video and audio batches are sized by work (compressed bytes ~ decode/encode time),
     # not by count: a batch of videos is minutes of CPU, never hundreds of files.
     av_max_files: int = 16
@@ -325,7 +330,7 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
     policy = Policy(
         version=str(raw.pop("version", "1")),
         limits=Limits(**limits),
-        batching=Batching(**(raw.pop("batching", {}) or {})),
+        batching=_batching(raw.pop("batching", {}) or {}),
         derivatives=specs,
         video=VideoPolicy(rendition=_rendition(video.pop("rendition", {}) or {}), **video),
         audio=AudioPolicy(preview=AudioPreviewSpec(**(audio.pop("preview", {}) or {})),
@@ -340,6 +345,13 @@ def policy_from_mapping(raw: dict[str, Any], source_digest: str = "inline") -> P
     )
     _validate_temp_age(policy)
     return policy
+
+
+def _batching(raw: dict[str, Any]) -> Batching:
+    raw = dict(raw)
+    if "heavy_codecs" in raw:  # a YAML list of names, matched lowercase
+        raw["heavy_codecs"] = tuple(str(c).lower() for c in raw["heavy_codecs"] or ())
+    return Batching(**raw)
 
 
 def _validate_temp_age(policy: Policy) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from media_assets.media.audit import append, audit_record
 from media_assets.media.batching import classify_lane, lane_limits
+from media_assets.media.cheap_probe import ReadRange
 from media_assets.media.manifest import BULK, new_manifest, open_batch
 from media_assets.media.policy import Batching
 
@@ -49,7 +50,7 @@ def release(store: Any, records: list[dict[str, Any]], batching: Batching, *, wh
         with store.open_read(key) as handle:
             header = handle.read(batching.header_bytes)
         size = store.size(key)
-        lane, _ = classify_lane(header, size, batching)
+        lane = classify_lane(header, size, batching, _ranged_reader(store, key)).lane
         by_lane.setdefault(lane, []).append((record, size))
     manifests = []
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -67,6 +68,15 @@ def release(store: Any, records: list[dict[str, Any]], batching: Batching, *, wh
                                         target=key, reason=f"{r['reason']} -> replay: {why}",
                                         run_id=run_id, actor=actor, now=now) for r in group])
     return manifests
+
+
+def _ranged_reader(store: Any, key: str) -> ReadRange:
+    """Ranged reads of a stored object, for the cheap probe (an MP4 index at the end)."""
+    def read_range(offset: int, size: int) -> bytes:
+        with store.open_read(key) as handle:
+            handle.seek(offset)
+            return handle.read(size)
+    return read_range
 
 
 def _chunks(items: list[tuple[dict[str, Any], int]], max_files: int,

@@ -243,6 +243,16 @@ class LocalInbox:
         with os.fdopen(fd, "rb") as handle:
             return handle.read(size)
 
+    def read_range(self, name: str, offset: int, size: int) -> bytes:
+        """At most `size` bytes from `offset`; the same non-blocking open as read_header."""
+        if offset < 0 or size < 0:
+            raise ValueError(f"invalid range {offset}+{size}")
+        fd = os.open(self._path(name), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
     @contextlib.contextmanager
     def local_path(self, name: str) -> Iterator[Path]:
         yield self._path(name)

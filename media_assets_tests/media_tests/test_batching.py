@@ -8,9 +8,12 @@ from media_assets.media.batching import (
     Candidate,
     batch_key,
     classify_lane,
+    heavy_because,
     plan_batches,
 )
+from media_assets.media.cheap_probe import CheapFacts
 from media_assets.media.policy import Batching
+from media_assets.media.sniff import Sniffed
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 RULES = Batching(max_files=4, max_wait_seconds=5, daily_partition_budget=48, budget_burst=2,
@@ -97,5 +100,54 @@ def test_lanes_come_from_the_header_not_the_name(jpeg_header: bytes):
 
 
 def test_images_declaring_huge_dimensions_go_to_the_heavy_lane(big_png_header: bytes):
-    lane, sniffed = classify_lane(big_png_header, 5_000, Batching(heavy_min_pixels=1_000_000))
-    assert (lane, sniffed.type) == ("heavy", "png")
+    routed = classify_lane(big_png_header, 5_000, Batching(heavy_min_pixels=1_000_000))
+    assert (routed.lane, routed.sniffed.type) == ("heavy", "png")
+
+
+def test_classify_lane_says_why_a_file_went_heavy(jpeg_header: bytes, big_png_header: bytes):
+    assert classify_lane(jpeg_header, 5_000, Batching()).why == ""
+    assert classify_lane(jpeg_header, 300 * 1024**2, Batching()).why.startswith("bytes: ")
+    huge = classify_lane(big_png_header, 5_000, Batching(heavy_min_pixels=1_000_000))
+    assert huge.why == "pixels: 400000000 >= 1000000"
+
+
+def facts(**declared) -> CheapFacts:
+    return CheapFacts(container="mp4", **declared)
+
+
+VIDEO, AUDIO = Sniffed("video", "mp4"), Sniffed("audio", "m4a")
+
+
+def test_videos_go_heavy_by_declared_duration_frame_size_or_codec():
+    rules = Batching()  # 30 min, 3840 x 2160, prores
+    assert heavy_because(facts(duration_seconds=3600.0, width=320, height=240,
+                               codecs=("h264",)), VIDEO, rules) == "duration: 3600 s >= 1800 s"
+    assert heavy_because(facts(duration_seconds=10.0, width=3840, height=2160,
+                               codecs=("hevc",)), VIDEO, rules).startswith("video pixels: ")
+    assert heavy_because(facts(duration_seconds=10.0, width=1920, height=1080,
+                               codecs=("prores",)), VIDEO, rules) == "codec: prores"
+    short_hd = facts(duration_seconds=60.0, width=1920, height=1080, codecs=("h264", "aac"))
+    assert heavy_because(short_hd, VIDEO, rules) == ""
+
+
+def test_long_audio_stays_in_the_av_lane_even_in_a_video_container():
+    podcast = facts(duration_seconds=7200.0, codecs=("aac",))
+    assert heavy_because(podcast, AUDIO, Batching()) == ""
+    assert heavy_because(podcast, VIDEO, Batching()) == ""  # an audio-only .mp4
+    # tracks not seen (index out of reach): the container's kind decides
+    assert heavy_because(facts(duration_seconds=7200.0), VIDEO, Batching()) != ""
+
+
+def test_the_av_lane_classifies_through_the_probe_with_a_ranged_read():
+    import struct
+
+    moov = (struct.pack(">I4s", 8 + 108, b"moov") + struct.pack(">I4s", 108, b"mvhd")
+            + bytes(12) + struct.pack(">II", 1000, 5_400_000) + bytes(80))
+    head = struct.pack(">I4s", 16, b"ftyp") + b"isom\0\0\0\0" + struct.pack(">I4s", 1008,
+                                                                           b"mdat")
+    data = head + bytes(1000) + moov
+    lane = classify_lane(data[:64], len(data), Batching(),
+                         lambda offset, size: data[offset:offset + size])
+    assert (lane.lane, lane.why, lane.facts.duration_seconds) == (
+        "heavy", "duration: 5400 s >= 1800 s", 5400.0)
+    assert classify_lane(data[:64], len(data), Batching()).lane == "av"  # no ranged read

@@ -59,3 +59,9 @@ def test_unusable_derivative_specs_are_refused_with_a_clear_message(derivatives)
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="unknown policy keys"):
         policy_from_mapping({"limitz": {}})
+
+
+def test_heavy_codecs_are_a_tuple_of_lowercase_names():
+    rules = policy_from_mapping({"batching": {"heavy_codecs": ["ProRes", "dnxhd"]}}).batching
+    assert rules.heavy_codecs == ("prores", "dnxhd")
+    assert policy_from_mapping({"batching": {"heavy_codecs": []}}).batching.heavy_codecs == ()

@@ -1,5 +1,6 @@
 """The storage contract on local folders: atomic writes, put-if-absent, listing by prefix."""
 
+import os
 import threading
 from pathlib import Path
 
@@ -68,6 +69,22 @@ def test_inbox_ignores_dotfiles_and_partial_downloads(tmp_path: Path):
         (tmp_path / name).write_bytes(b"data")
     assert [e.name for e in inbox.list_entries()] == ["photo.jpg", "sub/b.png"]
     assert inbox.read_header("photo.jpg", 2) == b"da"
+
+
+def test_inbox_reads_a_range_without_reading_the_file_before_it(tmp_path: Path):
+    (tmp_path / "clip.mp4").write_bytes(b"0123456789")
+    inbox = LocalInbox(tmp_path)
+    assert inbox.read_range("clip.mp4", 4, 3) == b"456"
+    assert inbox.read_range("clip.mp4", 8, 100) == b"89"  # fewer at the end
+    assert inbox.read_range("clip.mp4", 50, 4) == b""     # nothing past it
+    with pytest.raises(ValueError):
+        inbox.read_range("clip.mp4", -1, 4)
+
+
+def test_a_ranged_read_of_a_fifo_never_blocks(tmp_path: Path):
+    os.mkfifo(tmp_path / "trap.mp4")
+    with pytest.raises(OSError):  # no writer: the open does not hang, the read refuses
+        LocalInbox(tmp_path).read_range("trap.mp4", 0, 16)
 
 
 def test_an_object_moved_to_the_cold_tier_keeps_its_key_and_stays_readable(tmp_path):
