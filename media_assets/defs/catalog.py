@@ -3,6 +3,7 @@ re-materialised, so nothing is double-counted), read together with the compacted
 
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +61,9 @@ def catalog(
     return MaterializeResult(metadata={
         "dagster/row_count": len(rows),
         "ok": len(ok),
+        **_throughput(context, len(rows)),
+        **{f"quarantined_{reason}": count for reason, count in sorted(Counter(
+            r["reason"] or "unknown" for r in rows if r["status"] != "ok").items())},
         "quarantined": len(rows) - len(ok),
         "duplicates": sum(bool(r["duplicate"]) for r in rows),
         "fragment": MetadataValue.path(store.describe(key)),
@@ -74,6 +78,15 @@ def catalog(
             ("derivatives_ms", "float"), ("derivative_keys", "string"),
         ]),
     })
+
+
+def _throughput(context: AssetExecutionContext, files: int) -> dict[str, float]:
+    """The batch's files per second, from its run's start to now (queue wait excluded)."""
+    stats = context.instance.get_run_stats(context.run.run_id)
+    if not stats.start_time:
+        return {}
+    seconds = max(1e-3, datetime.now(UTC).timestamp() - stats.start_time)
+    return {"batch_seconds": round(seconds, 3), "files_per_second": round(files / seconds, 3)}
 
 
 def asset_code_versions() -> dict[str, str]:

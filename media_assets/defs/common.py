@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,16 +114,36 @@ def process_files(
                     keep(cid, value)
             else:
                 keep(cid, value)
+            log_file(context, "debug", f"{stage}_done", cid, entries[cid]["source_name"],
+                     ms=timings[cid], cpu_ms=cpu_ms)
             return
         failed.add(cid)
         quarantine_failure(store, entries[cid], outcome.error, batch_key=context.partition_key,
                            stage=stage, run_id=context.run.run_id)
+        log_file(context, "warning", "quarantined", cid, entries[cid]["source_name"],
+                 stage=stage, error_class=type(outcome.error).__name__,
+                 reason=getattr(outcome.error, "reason", "error"))
 
     with local_originals(store, entries) as paths:
         workers.run([(cid, timed_call, task(cid, paths[cid])) for cid in entries], limits,
                     on_outcome=settle, timeout=timeout)
     save_step_timings(store, context.partition_key, stage, timings)
     return failed
+
+
+def log_file(context: Any, level: str, event: str, content_id: str | None,
+              source_name: str, **fields: Any) -> None:
+    """One log line about one file, as logfmt (`key=value ...`): every such line carries the
+    content id, the source name, the batch and the run id, so logs can be filtered by any."""
+    batch = context.partition_key if context.has_partition_key else "-"
+    pairs = {"event": event, "content_id": content_id or "-", "source_name": source_name,
+             "batch": batch, "run_id": context.run.run_id, **fields}
+    getattr(context.log, level)(" ".join(f"{k}={_logfmt(v)}" for k, v in pairs.items()))
+
+
+def _logfmt(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' "=\n') else text
 
 
 def record_usage(context: Any, store: Any, asset: str,

@@ -2,6 +2,7 @@
 `freshness_minutes`. A scheduled check measures the oldest file still waiting (an idle inbox
 is fresh, unlike Dagster's FreshnessPolicy, which ages the last materialisation)."""
 
+from collections import Counter
 from datetime import UTC, datetime
 
 from dagster import (
@@ -9,13 +10,16 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
+    RunsFilter,
     ScheduleDefinition,
     asset_check,
     define_asset_job,
 )
 
 from media_assets.defs.catalog import catalog
+from media_assets.defs.partitions import LANE_TAG
 from media_assets.defs.resources import (
     AlertNotifier,
     InboxResource,
@@ -23,6 +27,7 @@ from media_assets.defs.resources import (
     PolicyResource,
 )
 from media_assets.media.alerts import Alert, raise_alert
+from media_assets.media.batching import LANES
 from media_assets.media.freshness import oldest_pending
 from media_assets.media.manifest import claimed_inbox_names, unreadable_files
 
@@ -57,7 +62,18 @@ def arrivals_are_catalogued_in_time(context: AssetCheckExecutionContext, storage
         metadata={"pending_files": pending.waiting,
                   "oldest_wait_minutes": round(pending.oldest_age_seconds / 60, 2),
                   "oldest_file": pending.oldest_name or "",
-                  "limit_minutes": limit / 60})
+                  "limit_minutes": limit / 60,
+                  **backlog(context, entries, open_batches)})
+
+
+def backlog(context: AssetCheckExecutionContext, entries: list, open_batches: list) -> dict:
+    """Where the work waits: the inbox (not yet in a batch), open batches, queued runs."""
+    claimed = {s.get("inbox") for m in open_batches for s in m["sources"]}
+    queued = context.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED]))
+    lanes = Counter(run.tags.get(LANE_TAG, "other") for run in queued)
+    return {"inbox_depth": sum(e.name not in claimed for e in entries),
+            "open_batches": len(open_batches),
+            **{f"queued_runs_{lane}": lanes.get(lane, 0) for lane in (*LANES, "rebuild")}}
 
 
 freshness_job = define_asset_job(

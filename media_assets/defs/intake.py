@@ -12,7 +12,13 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from media_assets.defs.common import STORAGE_RETRY, record_usage, require_manifest, table
+from media_assets.defs.common import (
+    STORAGE_RETRY,
+    log_file,
+    record_usage,
+    require_manifest,
+    table,
+)
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import (
     DecodeWorkers,
@@ -104,6 +110,12 @@ def originals(
             entry = _settle(store, name, inbox_paths[name], sources[name], staged,
                             outcome.error, batch_key, run_id)
         files.append(entry)
+        if entry["status"] == "ok":
+            log_file(context, "debug", "stored", entry["content_id"], name, ms=wall_ms,
+                     cpu_ms=cpu_ms, bytes=entry.get("bytes"))
+        else:
+            log_file(context, "warning", entry["status"], entry.get("content_id"), name,
+                     stage="originals", reason=entry.get("reason"))
         if name in released:
             return  # its bytes came from quarantine, not the inbox: nothing leaves
         if entry["status"] in SAFE:
