@@ -44,7 +44,7 @@ def test_image_batches_keep_flowing_while_video_batches_queue(dev):
     after them overtake the queued ones (the queue's order, not a timing, is asserted)."""
     dev.inbox.mkdir()
     for index in range(3):
-        write_video(dev.inbox / f"video_{index}.webm", codec="libvpx-vp9", seconds=4,
+        write_video(dev.inbox / f"video_{index}.webm", codec="libvpx-vp9", seconds=12,
                     audio_codec="libopus", size=(320, 240))
 
     def video_runs():
