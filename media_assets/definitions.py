@@ -2,7 +2,8 @@
 
 Paths default to folders under the working directory; environment variables override them
 (MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY, and the alert webhook
-MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time.
+MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time. An `s3://bucket/prefix` store or
+inbox puts it on S3 (MEDIA_ASSETS_S3_* and the standard AWS_* variables: see `_s3_settings`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
     return EnvVar(env_name) if env_name in os.environ else default
 
 
+S3_VARIABLES = {  # resource field -> environment variable (each only when set)
+    "endpoint_url": "MEDIA_ASSETS_S3_ENDPOINT_URL",
+    "s3_sse": "MEDIA_ASSETS_S3_SSE",
+    "region_name": "AWS_REGION",
+    "profile_name": "AWS_PROFILE",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+    "scratch_dir": "MEDIA_ASSETS_SCRATCH",
+}
+
+
+def _s3_settings(**more: str) -> dict[str, EnvVar]:
+    """The S3 connection of the store and the inbox, as EnvVars (secrets never show in the
+    UI); unset variables leave boto3's own defaults (credential chain, region)."""
+    variables = {**S3_VARIABLES, **more}
+    return {field: EnvVar(name) for field, name in variables.items() if name in os.environ}
+
+
 defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
             *av_assets, catalog, *archive_assets, usage],
@@ -68,8 +88,11 @@ defs = Definitions(
                freshness_schedule, usage_schedule],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors, run_failure_alerts],
     resources={
-        "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
-        "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),
+        "storage": MediaStorage(
+            root=_setting("MEDIA_ASSETS_STORE", "data/store"),
+            **_s3_settings(s3_cold_storage_class="MEDIA_ASSETS_S3_COLD_STORAGE_CLASS")),
+        "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox"),
+                               **_s3_settings()),
         "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),
         "workers": DecodeWorkers(),
         "alerts": AlertNotifier(webhook_url=_setting("MEDIA_ASSETS_ALERT_WEBHOOK_URL", "")),
