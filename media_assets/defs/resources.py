@@ -66,14 +66,16 @@ class InboxResource(S3Settings):
 
     root: str = Field(default="data/inbox",
                       description="Folder watched by the inbox sensor, or s3://bucket/prefix.")
-    s3_pages_per_tick: int = Field(default=10, description="S3 listing pages (1,000 keys "
-                                                           "each) one sensor tick looks at.")
+    s3_pages_per_tick: int = Field(default=10, description="S3 listing pages one sensor "
+                                                           "tick looks at.")
+    s3_page_size: int = Field(default=1000, description="Keys per S3 listing page (max 1000).")
 
     def inbox(self) -> LocalInbox | S3Inbox:
         if not is_s3_url(self.root):
             return LocalInbox(self.root)
         bucket, prefix = parse_s3_url(self.root)
-        return S3Inbox(self.s3_client(), bucket, prefix, pages_per_scan=self.s3_pages_per_tick,
+        return S3Inbox(self.s3_client(), bucket, prefix, page_size=self.s3_page_size,
+                       pages_per_scan=self.s3_pages_per_tick,
                        scratch_root=self.scratch_dir or None)
 
 

@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Installation:
     webhook_url: str = ""
     s3: S3Server | None = None  # store and inbox on S3 under s3://BUCKET/<prefix>/
     prefix: str = ""
+    inbox_options: dict[str, Any] = field(default_factory=dict)  # InboxResource's, on S3
 
     @property
     def inbox(self) -> Path:
@@ -74,7 +75,7 @@ class Installation:
         if self.s3 is None:
             return InboxResource(root=str(self.inbox))
         return InboxResource(root=f"s3://{BUCKET}/{self.prefix}/inbox",
-                             **self._s3_connection())
+                             **self._s3_connection(), **self.inbox_options)
 
     def resources(self) -> dict[str, Any]:
         return {"storage": self.storage_resource(),

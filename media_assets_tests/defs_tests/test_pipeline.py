@@ -97,6 +97,32 @@ def test_derivatives_follow_the_policy_and_are_upright(mixed_batch):
     assert row["camera"] and row["gps_present"] is True
 
 
+@ON_BOTH_BACKENDS
+def test_a_large_file_goes_through_in_parts_and_is_catalogued(install, backend):
+    """20 MB of incompressible pixels: a multipart upload on S3, streamed downloads."""
+    import io
+
+    import numpy as np
+
+    noise = np.random.default_rng(7).integers(0, 256, (2600, 2600, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG", compress_level=0)
+    assert buffer.tell() > 20_000_000
+    install.drop("scans/noise.png", buffer.getvalue())
+    [run] = install.ingest()
+    assert run.success
+    row = install.arrivals().row(0, named=True)
+    assert (row["status"], row["bytes"]) == ("ok", buffer.tell())
+    assert {d["name"] for d in row["derivatives"]} == {"thumbnail", "preview"}
+    with install.store.local_path(row["original_key"]) as path:
+        assert path.stat().st_size == buffer.tell()
+    if backend == "s3":
+        store = install.store
+        head = store.client.head_object(Bucket=store.bucket, Key=store.prefix + row["original_key"])
+        assert head["ETag"].endswith('-4"')  # stored in four 5 MiB parts
+    assert install.inbox_names() == []
+
+
 def test_checks_pass_and_the_run_reports_tables_and_a_contact_sheet(mixed_batch):
     _, run = mixed_batch
     evaluations = run.get_asset_check_evaluations()

@@ -2,6 +2,7 @@
 and the inbox's budgeted scan (SeaweedFS on loopback)."""
 
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,31 @@ def test_a_replaced_inbox_object_is_not_removed(s3_server, tmp_path):
     stale_mtime = entry.mtime - 5
     assert inbox.remove_if_unchanged("a.jpg", entry.size, stale_mtime) is False
     assert inbox.exists("a.jpg")
+
+
+def test_transfers_hold_a_few_parts_in_memory_never_the_whole_file(request, tmp_path: Path):
+    store = s3_store(request, tmp_path, part_size=5 * MiB)
+    source = tmp_path / "long.mov"
+    source.write_bytes(os.urandom(40 * MiB))
+    inbox = S3Inbox(store.client, BUCKET, store.prefix, scratch_root=tmp_path)
+
+    def peak_of(action) -> float:
+        tracemalloc.start()
+        try:
+            action()
+            return tracemalloc.get_traced_memory()[1] / MiB
+        finally:
+            tracemalloc.stop()
+
+    def download(opener) -> None:
+        with opener() as path:
+            assert path.stat().st_size == 40 * MiB
+
+    peaks = {
+        "put_file": peak_of(lambda: store.put_file("a.mov", source)),
+        "put_file_if_absent": peak_of(lambda: store.put_file_if_absent("b.mov", source)),
+        "local_path": peak_of(lambda: download(lambda: store.local_path("b.mov"))),
+        "inbox local_path": peak_of(lambda: download(lambda: inbox.local_path("a.mov"))),
+        "read_header": peak_of(lambda: inbox.read_header("a.mov", 65536)),
+    }
+    assert all(peak < 16 for peak in peaks.values()), peaks  # 40 MiB file, 5 MiB parts
