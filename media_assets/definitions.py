@@ -43,6 +43,8 @@ from media_assets.defs.maintenance import (
 from media_assets.defs.metadata import image_metadata
 from media_assets.defs.operations import operations_jobs
 from media_assets.defs.resources import (
+    COLD_CLASS_VARIABLE,
+    S3_ENVIRONMENT,
     AlertNotifier,
     DecodeWorkers,
     InboxResource,
@@ -58,22 +60,10 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
     return EnvVar(env_name) if env_name in os.environ else default
 
 
-S3_VARIABLES = {  # resource field -> environment variable (each only when set)
-    "endpoint_url": "MEDIA_ASSETS_S3_ENDPOINT_URL",
-    "s3_sse": "MEDIA_ASSETS_S3_SSE",
-    "region_name": "AWS_REGION",
-    "profile_name": "AWS_PROFILE",
-    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
-    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
-    "aws_session_token": "AWS_SESSION_TOKEN",
-    "scratch_dir": "MEDIA_ASSETS_SCRATCH",
-}
-
-
 def _s3_settings(**more: str) -> dict[str, EnvVar]:
     """The S3 connection of the store and the inbox, as EnvVars (secrets never show in the
     UI); unset variables leave boto3's own defaults (credential chain, region)."""
-    variables = {**S3_VARIABLES, **more}
+    variables = {**S3_ENVIRONMENT, **more}
     return {field: EnvVar(name) for field, name in variables.items() if name in os.environ}
 
 
@@ -90,7 +80,7 @@ defs = Definitions(
     resources={
         "storage": MediaStorage(
             root=_setting("MEDIA_ASSETS_STORE", "data/store"),
-            **_s3_settings(s3_cold_storage_class="MEDIA_ASSETS_S3_COLD_STORAGE_CLASS")),
+            **_s3_settings(s3_cold_storage_class=COLD_CLASS_VARIABLE)),
         "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox"),
                                **_s3_settings()),
         "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -16,6 +17,18 @@ from media_assets.media.pool import Outcome, WorkerPool
 from media_assets.media.usage import MeteredStore
 from media_assets.storage import LocalInbox, LocalObjectStore
 from media_assets.storage.s3 import MiB, S3Inbox, S3ObjectStore, is_s3_url, parse_s3_url
+
+S3_ENVIRONMENT = {  # resource field -> environment variable (each used only when set)
+    "endpoint_url": "MEDIA_ASSETS_S3_ENDPOINT_URL",
+    "s3_sse": "MEDIA_ASSETS_S3_SSE",
+    "region_name": "AWS_REGION",
+    "profile_name": "AWS_PROFILE",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+    "scratch_dir": "MEDIA_ASSETS_SCRATCH",
+}
+COLD_CLASS_VARIABLE = "MEDIA_ASSETS_S3_COLD_STORAGE_CLASS"
 
 
 class S3Settings(ResourceWithS3Configuration):
@@ -59,6 +72,13 @@ class MediaStorage(S3Settings):
     def store(self) -> MeteredStore:
         """The store, metered: each call starts a new count (one per step)."""
         return MeteredStore(self.backend())
+
+    @classmethod
+    def from_environment(cls, root: str) -> MediaStorage:
+        """Outside Dagster (the CLI): the same variables, read now."""
+        names = {**S3_ENVIRONMENT, "s3_cold_storage_class": COLD_CLASS_VARIABLE}
+        return cls(root=root, **{field: os.environ[name] for field, name in names.items()
+                                 if name in os.environ})
 
 
 class InboxResource(S3Settings):

@@ -49,3 +49,14 @@ def test_s3_urls_in_the_environment_put_the_store_and_the_inbox_on_s3(
         "ServerSideEncryption"] == "AES256"
     client.put_object(Bucket=BUCKET, Key=f"{prefix}/inbox/a.jpg", Body=b"x")
     assert [e.name for e in inbox.list_entries()] == ["a.jpg"]
+
+
+@pytest.mark.s3
+def test_the_cli_reads_an_s3_store_with_the_same_variables(s3_server, monkeypatch, capsys):
+    from media_assets.cli import main
+
+    prefix = s3_server.new_prefix()
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["--store", f"s3://{BUCKET}/{prefix}", "reconcile"]) == 0
+    assert "orphan" in capsys.readouterr().out
