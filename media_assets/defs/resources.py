@@ -16,7 +16,8 @@ from media_assets.media.policy import Limits, Policy, load_policy
 from media_assets.media.pool import Outcome, WorkerPool
 from media_assets.media.usage import MeteredStore
 from media_assets.storage import LocalInbox, LocalObjectStore
-from media_assets.storage.s3 import MiB, S3Inbox, S3ObjectStore, is_s3_url, parse_s3_url
+from media_assets.storage.s3 import MiB, S3ObjectStore, is_s3_url, parse_s3_url
+from media_assets.storage.s3_inbox import S3Inbox
 
 S3_ENVIRONMENT = {  # resource field -> environment variable (each used only when set)
     "endpoint_url": "MEDIA_ASSETS_S3_ENDPOINT_URL",

@@ -1,4 +1,5 @@
-"""S3 implementations of the storage contract (any S3-compatible server; no Dagster here).
+"""The object store on S3 (any S3-compatible server; no Dagster here). The inbox on S3 is in
+`s3_inbox.py`.
 
 Writes are single requests or multipart uploads, so an object appears whole or not at all.
 Put-if-absent is a conditional write (`If-None-Match: *` on PutObject or on
@@ -23,7 +24,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_assets.media.errors import TransientError
 from media_assets.media.housekeeping import STAGING, TEMP_MARK
-from media_assets.storage.base import InboxEntry, is_ignored_name
 
 MiB = 1024 * 1024
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -44,11 +44,16 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
+def scratch_default() -> Path:
+    """Where downloads and staged files go unless a scratch folder is configured."""
+    return Path(tempfile.gettempdir()) / "media_assets-s3"
+
+
 def is_s3_url(value: str) -> bool:
     return value.startswith("s3://")
 
 
-def _code(exc: ClientError) -> str:
+def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
@@ -59,7 +64,7 @@ def classify_s3_errors(what: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = _code(exc)
+        code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in NOT_FOUND:
             raise FileNotFoundError(f"no object {what}") from exc
@@ -70,7 +75,7 @@ def classify_s3_errors(what: str) -> Iterator[None]:
         raise TransientError(f"{what}: {exc}") from exc
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     if not key or key.startswith("/") or ".." in key.split("/"):
         raise ValueError(f"invalid key {key!r}")
     return key
@@ -98,10 +103,10 @@ class S3ObjectStore:
         self.part_size = max(part_size, 5 * MiB)  # S3's smallest part
         self.transfer = TransferConfig(multipart_threshold=self.part_size,
                                        multipart_chunksize=self.part_size, max_concurrency=4)
-        self.root = Path(scratch_root or Path(tempfile.gettempdir()) / "media_assets-s3")
+        self.root = Path(scratch_root or scratch_default())
 
     def _key(self, key: str) -> str:
-        return self.prefix + _check_key(key)
+        return self.prefix + check_key(key)
 
     def _write_args(self) -> dict[str, str]:
         return {"ServerSideEncryption": self.sse} if self.sse else {}
@@ -150,7 +155,7 @@ class S3ObjectStore:
                 self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
                                        IfNoneMatch="*", **self._write_args())
         except ClientError as exc:
-            if _code(exc) in PRECONDITION_FAILED:
+            if error_code(exc) in PRECONDITION_FAILED:
                 return False
             raise
         return True
@@ -178,7 +183,7 @@ class S3ObjectStore:
             return True
         except ClientError as exc:
             self._abort(target, upload)
-            if _code(exc) in PRECONDITION_FAILED:
+            if error_code(exc) in PRECONDITION_FAILED:
                 return False
             raise
         except BaseException:
@@ -243,8 +248,8 @@ class S3ObjectStore:
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         """The object downloaded (streamed, 1 MiB at a time) to a temp file, removed after."""
-        with _download(self._get(key)["Body"], self.describe(key), self.staging_dir(),
-                       PurePosixPath(key).suffix) as path:
+        with download_to_temp(self._get(key)["Body"], self.describe(key), self.staging_dir(),
+                              PurePosixPath(key).suffix) as path:
             yield path
 
     # tiers
@@ -276,7 +281,8 @@ class S3ObjectStore:
 
 
 @contextlib.contextmanager
-def _download(body: Any, what: str, folder: Path, suffix: str) -> Iterator[Path]:
+def download_to_temp(body: Any, what: str, folder: Path, suffix: str) -> Iterator[Path]:
+    """Stream a GetObject body into a temp file in `folder` (1 MiB at a time); remove it after."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"download{TEMP_MARK}", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as handle, classify_s3_errors(what), contextlib.closing(body):
@@ -285,125 +291,3 @@ def _download(body: Any, what: str, folder: Path, suffix: str) -> Iterator[Path]
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-class S3Inbox:
-    """Objects dropped under `prefix` in `bucket`. An object is visible only once complete
-    (no half-written files), so settling matters less than locally.
-
-    The inbox drains: a batch's objects are deleted once stored. The sensor scans it in
-    name order with a page budget per tick (`scan`), resuming after the last name it saw
-    and wrapping around at the end, so every object is reached within a bounded number of
-    ticks however many objects open batches still hold; no LastModified high-water mark
-    (a multipart upload carries its start time, and objects sharing a timestamp would be
-    lost at the mark)."""
-
-    def __init__(self, client: Any, bucket: str, prefix: str = "", *, page_size: int = 1000,
-                 pages_per_scan: int = 10, scratch_root: str | Path | None = None) -> None:
-        self.client, self.bucket = client, bucket
-        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-        self.page_size, self.pages_per_scan = page_size, pages_per_scan
-        self.root = Path(scratch_root or Path(tempfile.gettempdir()) / "media_assets-s3")
-        self.resume_after = ""  # where the next scan starts ("" = from the beginning)
-
-    def _key(self, name: str) -> str:
-        return self.prefix + _check_key(name)
-
-    def describe(self, name: str) -> str:
-        return f"s3://{self.bucket}/{self._key(name)}"
-
-    def is_ignored(self, name: str) -> bool:
-        return is_ignored_name(name)
-
-    def _pages(self, after: str = "") -> Iterator[tuple[list[InboxEntry], str]]:
-        """(entries, last name listed, or "" on the last page) per page, after `after`."""
-        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix,
-                                "PaginationConfig": {"PageSize": self.page_size}}
-        if after:
-            args["StartAfter"] = self.prefix + after
-        pages = self.client.get_paginator("list_objects_v2").paginate(**args)
-        with classify_s3_errors(f"s3://{self.bucket}/{self.prefix}"):
-            for page in pages:
-                items = page.get("Contents", [])
-                if items:
-                    yield ([entry for item in items if (entry := self._entry(item)) is not None],
-                           items[-1]["Key"][len(self.prefix):] if page.get("IsTruncated")
-                           else "")
-
-    def _entry(self, item: dict[str, Any]) -> InboxEntry | None:
-        name = item["Key"][len(self.prefix):]
-        if not name or name.endswith("/") or self.is_ignored(name):
-            return None
-        # Whole seconds: HEAD answers in HTTP-date precision, and remove_if_unchanged
-        # compares with it.
-        return InboxEntry(name=name, size=int(item["Size"]),
-                          mtime=float(int(item["LastModified"].timestamp())))
-
-    def list_entries(self) -> Iterator[InboxEntry]:
-        """Every object, in name order (a full listing: for counts, not for the sensor)."""
-        for entries, _ in self._pages():
-            yield from entries
-
-    def scan(self, after: str = "") -> Iterator[InboxEntry]:
-        """At most `pages_per_scan` pages, in name order, after the name `after`. Sets
-        `resume_after`: the last name listed, or "" when the listing reached the end."""
-        self.resume_after = ""
-        for number, (entries, last) in enumerate(self._pages(after), start=1):
-            yield from entries
-            if number >= self.pages_per_scan:
-                self.resume_after = last
-                return
-
-    def read_header(self, name: str, size: int) -> bytes:
-        """The first `size` bytes, by a ranged GET (an empty object has none)."""
-        try:
-            with classify_s3_errors(self.describe(name)):
-                body = self.client.get_object(Bucket=self.bucket, Key=self._key(name),
-                                              Range=f"bytes=0-{max(size, 1) - 1}")["Body"]
-                with contextlib.closing(body):
-                    return body.read()
-        except ClientError as exc:
-            if _code(exc) in ("InvalidRange", "416"):
-                return b""
-            raise
-
-    @contextlib.contextmanager
-    def local_path(self, name: str) -> Iterator[Path]:
-        """The object streamed to a local temp file (removed when the block ends)."""
-        folder = self.root / STAGING
-        folder.mkdir(parents=True, exist_ok=True)
-        with classify_s3_errors(self.describe(name)):
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
-        with _download(body, self.describe(name), folder, PurePosixPath(name).suffix) as path:
-            yield path
-
-    def _head(self, name: str) -> dict[str, Any] | None:
-        try:
-            with classify_s3_errors(self.describe(name)):
-                return self.client.head_object(Bucket=self.bucket, Key=self._key(name))
-        except FileNotFoundError:
-            return None
-
-    def remove_if_unchanged(self, name: str, size: int, mtime: float) -> bool:
-        """Delete the object only if it is still the one listed: same size and LastModified
-        (seconds) now, and the same ETag at deletion (a conditional DELETE, If-Match)."""
-        head = self._head(name)
-        if head is None:
-            return True
-        if int(head["ContentLength"]) != size or int(head["LastModified"].timestamp()) != int(
-                mtime):
-            return False
-        try:
-            with classify_s3_errors(self.describe(name)):
-                self.client.delete_object(Bucket=self.bucket, Key=self._key(name),
-                                          IfMatch=head["ETag"])
-        except FileNotFoundError:
-            return True
-        except ClientError as exc:
-            if _code(exc) in PRECONDITION_FAILED:
-                return False  # replaced since the HEAD: the new object stays
-            raise
-        return True
-
-    def exists(self, name: str) -> bool:
-        return self._head(name) is not None

@@ -7,7 +7,8 @@ from dagster import EnvVar, build_resources
 
 import media_assets.definitions as definitions
 from media_assets.storage import LocalInbox, LocalObjectStore
-from media_assets.storage.s3 import S3Inbox, S3ObjectStore
+from media_assets.storage.s3 import S3ObjectStore
+from media_assets.storage.s3_inbox import S3Inbox
 from media_assets_tests.s3_server import BUCKET
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from media_assets.storage import LocalInbox, LocalObjectStore
-from media_assets.storage.s3 import S3Inbox, S3ObjectStore
+from media_assets.storage.s3 import S3ObjectStore
+from media_assets.storage.s3_inbox import S3Inbox
 from media_assets_tests.s3_server import BUCKET
 
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]

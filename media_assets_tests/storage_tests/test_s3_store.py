@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from media_assets.storage.s3 import MiB, S3Inbox, parse_s3_url
+from media_assets.storage.s3 import MiB, parse_s3_url
+from media_assets.storage.s3_inbox import S3Inbox
 from media_assets_tests.s3_server import BUCKET
 from media_assets_tests.storage_tests.conftest import s3_store
 
