@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from media_assets.media.catalog import (
     compact,
@@ -30,6 +31,16 @@ from media_assets.media.manifest import quarantine_records
 from media_assets.media.policy import load_policy
 from media_assets.media.reconcile import reconcile
 from media_assets.storage import LocalObjectStore
+from media_assets.storage.s3 import is_s3_url
+
+
+def _open_store(root: str) -> Any:
+    """A folder, or an s3:// URL (connection from MEDIA_ASSETS_S3_* and AWS_* variables)."""
+    if not is_s3_url(root):
+        return LocalObjectStore(root)
+    from media_assets.defs.resources import MediaStorage  # imports dagster: only for S3
+
+    return MediaStorage.from_environment(root).backend()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "idle for the policy's limits.temp_max_age_seconds")
     clean.add_argument("--dry-run", action="store_true", help="only list them")
     args = parser.parse_args(argv)
-    store = LocalObjectStore(args.store)
+    store = _open_store(args.store)
 
     if args.command == "lookup":
         matches = lookup(read_catalog(store), args.query)

@@ -2,7 +2,8 @@
 
 Paths default to folders under the working directory; environment variables override them
 (MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY, and the alert webhook
-MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time.
+MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time. An `s3://bucket/prefix` store or
+inbox puts it on S3 (MEDIA_ASSETS_S3_* and the standard AWS_* variables: see `_s3_settings`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from media_assets.defs.metadata import image_metadata
 from media_assets.defs.operations import operations_jobs
 from media_assets.defs.recovery import rebuild_catalog
 from media_assets.defs.resources import (
+    COLD_CLASS_VARIABLE,
+    S3_ENVIRONMENT,
     AlertNotifier,
     DecodeWorkers,
     InboxResource,
@@ -59,6 +62,13 @@ def _setting(env_name: str, default: str) -> str | EnvVar:
     return EnvVar(env_name) if env_name in os.environ else default
 
 
+def _s3_settings(**more: str) -> dict[str, EnvVar]:
+    """The S3 connection of the store and the inbox, as EnvVars (secrets never show in the
+    UI); unset variables leave boto3's own defaults (credential chain, region)."""
+    variables = {**S3_ENVIRONMENT, **more}
+    return {field: EnvVar(name) for field, name in variables.items() if name in os.environ}
+
+
 defs = Definitions(
     assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
             *av_assets, catalog, *archive_assets, usage],
@@ -70,8 +80,11 @@ defs = Definitions(
                freshness_schedule, usage_schedule],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors, run_failure_alerts],
     resources={
-        "storage": MediaStorage(root=_setting("MEDIA_ASSETS_STORE", "data/store")),
-        "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox")),
+        "storage": MediaStorage(
+            root=_setting("MEDIA_ASSETS_STORE", "data/store"),
+            **_s3_settings(s3_cold_storage_class=COLD_CLASS_VARIABLE)),
+        "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox"),
+                               **_s3_settings()),
         "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),
         "workers": DecodeWorkers(),
         "alerts": AlertNotifier(webhook_url=_setting("MEDIA_ASSETS_ALERT_WEBHOOK_URL", "")),

@@ -1,6 +1,8 @@
-"""Shared fixtures: generated media only, temporary folders, no network."""
+"""Shared fixtures: generated media only, temporary folders, no network but loopback (the
+S3 tests' own SeaweedFS)."""
 
 import io
+import os
 import struct
 import zlib
 
@@ -28,3 +30,19 @@ def png_declaring(width: int, height: int) -> bytes:
 @pytest.fixture
 def big_png_header() -> bytes:
     return png_declaring(20_000, 20_000)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS on loopback for the whole session. Without `weed` the S3 tests skip, saying
+    why, unless MEDIA_ASSETS_REQUIRE_S3=1 (CI), where they fail."""
+    from media_assets_tests.s3_server import start_seaweedfs
+
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    except (FileNotFoundError, RuntimeError) as exc:
+        if os.environ.get("MEDIA_ASSETS_REQUIRE_S3") == "1":
+            pytest.fail(f"S3 test server unavailable but MEDIA_ASSETS_REQUIRE_S3=1: {exc}")
+        pytest.skip(f"S3 test server unavailable: {exc}")
+    yield server
+    server.stop()

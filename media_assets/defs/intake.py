@@ -5,7 +5,7 @@ validated from its magic bytes and header, deduplicated, or quarantined with its
 import shutil
 import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,9 @@ def originals(
     leaving: list[str] = []  # names whose bytes are safe: they may leave the inbox
     staging = Path(tempfile.mkdtemp(dir=store.staging_dir(), prefix="intake-"))
     released: set[str] = set()  # quarantined files an operator released for another try
+    # Local paths of the files to stage stay valid until every worker is done (on S3 they
+    # are downloads, removed when this stack closes).
+    local = ExitStack()
     for source in manifest["sources"]:
         name = source.get("inbox")
         if "quarantine_key" in source:
@@ -81,16 +84,16 @@ def originals(
             files.append({**_missing(source), "source_name": name,
                           "reason": "gone_from_quarantine"})  # never an inbox namesake
         elif "quarantine_key" in source:
-            with store.local_path(source["quarantine_key"]) as path:
-                inbox_paths[name], sources[name] = path, source
-                released.add(name)
-                tasks.append((name, timed_call, (stage_file, str(path), str(staging),
-                                                 rules.limits)))
+            path = local.enter_context(store.local_path(source["quarantine_key"]))
+            inbox_paths[name], sources[name] = path, source
+            released.add(name)
+            tasks.append((name, timed_call, (stage_file, str(path), str(staging),
+                                             rules.limits)))
         elif name is not None and drop.exists(name):
-            with drop.local_path(name) as path:
-                inbox_paths[name] = path
-                tasks.append((name, timed_call, (stage_file, str(path), str(staging),
-                                                 rules.limits)))
+            path = local.enter_context(drop.local_path(name))
+            inbox_paths[name] = path
+            tasks.append((name, timed_call, (stage_file, str(path), str(staging),
+                                             rules.limits)))
         elif "content_id" in source:
             files.append(_from_store(store, source))
         else:
@@ -127,6 +130,7 @@ def originals(
     try:
         workers.run(tasks, rules.limits, on_outcome=settle)
     finally:
+        local.close()
         shutil.rmtree(staging, ignore_errors=True)  # incl. partial copies of killed workers
     elapsed = time.perf_counter() - started
     mark_repeats(files)

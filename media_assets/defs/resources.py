@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
+from dagster_aws.s3 import S3Resource
+from dagster_aws.s3.resources import ResourceWithS3Configuration
 from pydantic import Field, PrivateAttr
 
 from media_assets.media.alerts import Alert, WebhookNotifier
@@ -13,25 +16,88 @@ from media_assets.media.policy import Limits, Policy, load_policy
 from media_assets.media.pool import Outcome, WorkerPool
 from media_assets.media.usage import MeteredStore
 from media_assets.storage import LocalInbox, LocalObjectStore
+from media_assets.storage.s3 import MiB, S3ObjectStore, is_s3_url, parse_s3_url
+from media_assets.storage.s3_inbox import S3Inbox
+
+S3_ENVIRONMENT = {  # resource field -> environment variable (each used only when set)
+    "endpoint_url": "MEDIA_ASSETS_S3_ENDPOINT_URL",
+    "s3_sse": "MEDIA_ASSETS_S3_SSE",
+    "region_name": "AWS_REGION",
+    "profile_name": "AWS_PROFILE",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+    "scratch_dir": "MEDIA_ASSETS_SCRATCH",
+}
+COLD_CLASS_VARIABLE = "MEDIA_ASSETS_S3_COLD_STORAGE_CLASS"
 
 
-class MediaStorage(ConfigurableResource):
+class S3Settings(ResourceWithS3Configuration):
+    """dagster-aws's S3 connection fields (endpoint, region, credentials: unset = boto3's own
+    chain, e.g. AWS_* variables or an instance role), used when a root is an s3:// URL."""
+
+    s3_sse: str = Field(default="", description="Server-side encryption on every write "
+                                                "(AES256, aws:kms); empty = the bucket's default.")
+    s3_part_size_mb: int = Field(default=16, description="Multipart part size (min 5).")
+    scratch_dir: str = Field(default="", description="Local folder for downloads and staged "
+                                                     "files of an S3 root; empty = system temp.")
+    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def s3_client(self) -> Any:
+        """A boto3 S3 client built by dagster-aws's S3Resource (one per resource object)."""
+        if "s3" not in self._clients:
+            fields = {name: getattr(self, name)
+                      for name in ResourceWithS3Configuration.model_fields}
+            self._clients["s3"] = S3Resource(**fields).get_client()
+        return self._clients["s3"]
+
+
+class MediaStorage(S3Settings):
     """The content-addressed store, derivatives, quarantine, batch manifests and catalog."""
 
-    root: str = Field(default="data/store", description="Folder that holds the store.")
+    root: str = Field(default="data/store",
+                      description="Folder that holds the store, or s3://bucket/prefix.")
+    s3_cold_storage_class: str = Field(
+        default="GLACIER_IR", description="The storage class of the cold tier on S3 (an "
+                                          "instant-retrieval class keeps reads by key working).")
+
+    def backend(self) -> LocalObjectStore | S3ObjectStore:
+        if not is_s3_url(self.root):
+            return LocalObjectStore(self.root)
+        bucket, prefix = parse_s3_url(self.root)
+        return S3ObjectStore(self.s3_client(), bucket, prefix, sse=self.s3_sse or None,
+                             cold_storage_class=self.s3_cold_storage_class,
+                             part_size=self.s3_part_size_mb * MiB,
+                             scratch_root=self.scratch_dir or None)
 
     def store(self) -> MeteredStore:
         """The store, metered: each call starts a new count (one per step)."""
-        return MeteredStore(LocalObjectStore(self.root))
+        return MeteredStore(self.backend())
+
+    @classmethod
+    def from_environment(cls, root: str) -> MediaStorage:
+        """Outside Dagster (the CLI): the same variables, read now."""
+        names = {**S3_ENVIRONMENT, "s3_cold_storage_class": COLD_CLASS_VARIABLE}
+        return cls(root=root, **{field: os.environ[name] for field, name in names.items()
+                                 if name in os.environ})
 
 
-class InboxResource(ConfigurableResource):
-    """The folder that new files are dropped into."""
+class InboxResource(S3Settings):
+    """The folder (or S3 prefix) that new files are dropped into."""
 
-    root: str = Field(default="data/inbox", description="Folder watched by the inbox sensor.")
+    root: str = Field(default="data/inbox",
+                      description="Folder watched by the inbox sensor, or s3://bucket/prefix.")
+    s3_pages_per_tick: int = Field(default=10, description="S3 listing pages one sensor "
+                                                           "tick looks at.")
+    s3_page_size: int = Field(default=1000, description="Keys per S3 listing page (max 1000).")
 
-    def inbox(self) -> LocalInbox:
-        return LocalInbox(self.root)
+    def inbox(self) -> LocalInbox | S3Inbox:
+        if not is_s3_url(self.root):
+            return LocalInbox(self.root)
+        bucket, prefix = parse_s3_url(self.root)
+        return S3Inbox(self.s3_client(), bucket, prefix, page_size=self.s3_page_size,
+                       pages_per_scan=self.s3_pages_per_tick,
+                       scratch_root=self.scratch_dir or None)
 
 
 class PolicyResource(ConfigurableResource):

@@ -2,6 +2,7 @@
 lanes, close batches, write each batch's manifest, then register it and launch its run."""
 
 
+import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -97,7 +98,11 @@ def inbox_sensor(
     over_budget = budget_paused_folders(store, now.date().isoformat())
     held_by_budget: Counter[str] = Counter()
     budget_hit = False
-    for entry in drop.list_entries():
+    # This tick's window of the inbox: a folder is walked whole; an S3 prefix is listed a few
+    # pages at a time, resuming after the last name the previous tick reached (the cursor).
+    after = _inbox_after(context.cursor)
+    last_seen = after
+    for entry in drop.scan(after):
         if entry.name in claimed:
             continue
         if over_budget and source_folder(entry.name) in over_budget:
@@ -118,6 +123,7 @@ def inbox_sensor(
         ):
             budget_hit = True
             break
+        last_seen = entry.name
         examined += 1
         try:
             header = drop.read_header(entry.name, batching.header_bytes)
@@ -168,16 +174,30 @@ def inbox_sensor(
         *breaker_notes,
         *(f"folder {folder or '(root)'} held until tomorrow (UTC): {over_budget[folder]}; "
           f"{count} files wait" for folder, count in sorted(held_by_budget.items()))]))
+    cursor = _cursor(plan.budget.to_cursor(), last_seen if budget_hit else drop.resume_after)
     if not requests:
-        context.update_cursor(plan.budget.to_cursor())
+        context.update_cursor(cursor)
         return SkipReason(message)
     context.log.info(message)
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[batch_partitions.build_add_request(new_keys)]
         if new_keys else [],
-        cursor=plan.budget.to_cursor(),
+        cursor=cursor,
     )
+
+
+def _inbox_after(cursor: str | None) -> str:
+    """Where this tick's inbox window starts ("" = the beginning)."""
+    return json.loads(cursor).get("inbox_after", "") if cursor else ""
+
+
+def _cursor(budget_cursor: str, inbox_after: str) -> str:
+    """The batch budget, plus where the next tick's inbox window starts (one name, if any)."""
+    if not inbox_after:
+        return budget_cursor
+    return json.dumps({**json.loads(budget_cursor), "inbox_after": inbox_after},
+                      sort_keys=True)
 
 
 def _apply_breakers(context: SensorEvaluationContext, store, rules, candidates: list[Candidate],

@@ -61,10 +61,27 @@ class InboxEntry:
     mtime: float
 
 
+IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~", ".swp")
+
+
+def is_ignored_name(name: str) -> bool:
+    """Dotfiles (at any level) and partial-download names are never taken from an inbox."""
+    parts = name.split("/")
+    return any(p.startswith(".") for p in parts) or name.lower().endswith(IGNORED_SUFFIXES)
+
+
 class Inbox(Protocol):
-    """Where files land. Listing and header reads must stay cheap: the sensor uses them."""
+    """Where files land. Listing and header reads must stay cheap: the sensor uses them.
+
+    `list_entries` is the whole listing (for counts); `scan(after)` is what one sensor tick
+    looks at: a bounded window of the listing after the name `after`, setting
+    `resume_after` to where the next window starts ("" = from the beginning)."""
+
+    resume_after: str
 
     def list_entries(self) -> Iterator[InboxEntry]: ...
+    def scan(self, after: str = "") -> Iterator[InboxEntry]: ...
+    def is_ignored(self, name: str) -> bool: ...
     def read_header(self, name: str, size: int) -> bytes: ...
     # At most `size` bytes from `offset` (fewer at the end of the file, b"" past it): the
     # sensor's cheap probe reads an MP4's index (`moov`) this way when it follows the media.

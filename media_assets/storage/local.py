@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from media_assets.media.errors import classify_os_errors
 from media_assets.media.housekeeping import STAGING, TEMP_MARK
-from media_assets.storage.base import InboxEntry
+from media_assets.storage.base import IGNORED_SUFFIXES, InboxEntry, is_ignored_name
 
 
 def fsync_dir(path: Path) -> None:
@@ -203,7 +203,8 @@ class LocalObjectStore:
 class LocalInbox:
     """A folder that files are dropped into. Dotfiles and partial-download names are ignored."""
 
-    IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~", ".swp")
+    IGNORED_SUFFIXES = IGNORED_SUFFIXES
+    resume_after = ""  # a folder walk is cheap: every scan is the whole folder
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -214,10 +215,11 @@ class LocalInbox:
         return self.root / name
 
     def is_ignored(self, name: str) -> bool:
-        parts = name.split("/")
-        return any(p.startswith(".") for p in parts) or name.lower().endswith(
-            self.IGNORED_SUFFIXES
-        )
+        return is_ignored_name(name)
+
+    def scan(self, after: str = "") -> Iterator[InboxEntry]:
+        """The whole folder, whatever `after` (the sensor's per-tick file budget bounds it)."""
+        return self.list_entries()
 
     def list_entries(self) -> Iterator[InboxEntry]:
         if not self.root.is_dir():

@@ -2,10 +2,12 @@
 claimed files excluded, idempotent run keys, and a cursor that stays tiny."""
 
 
+import pytest
 from dagster import SkipReason
 
 from media_assets.defs.partitions import LANE_TAG
 from media_assets.media.manifest import load_manifest, open_batch_keys
+from media_assets_tests.defs_tests.conftest import ON_BOTH_BACKENDS
 
 
 def test_a_file_still_being_written_waits_for_the_settle_time(install, jpeg_header):
@@ -15,6 +17,7 @@ def test_a_file_still_being_written_waits_for_the_settle_time(install, jpeg_head
     assert "1 files still being written" in result.skip_message
 
 
+@ON_BOTH_BACKENDS
 def test_a_lone_settled_file_gets_its_own_batch_with_run_key_and_lane(install, jpeg_header):
     install.drop("one.jpg", jpeg_header, age=30)
     result = install.tick()
@@ -26,6 +29,7 @@ def test_a_lone_settled_file_gets_its_own_batch_with_run_key_and_lane(install, j
     assert [s["inbox"] for s in manifest["sources"]] == ["one.jpg"]
 
 
+@ON_BOTH_BACKENDS
 def test_batches_close_by_count(install, jpeg_header):
     install.set_policy(batching={"max_files": 3, "max_wait_seconds": 3600})
     for i in range(7):
@@ -57,6 +61,7 @@ def test_over_the_daily_budget_a_trickle_waits_and_the_tick_says_why(install, jp
     assert len(install.tick().run_requests) == 1
 
 
+@ON_BOTH_BACKENDS
 def test_batch_keys_number_the_days_batches_from_one(install, jpeg_header):
     install.drop("a.jpg", jpeg_header, age=30)
     [request] = install.tick().run_requests
@@ -66,6 +71,7 @@ def test_batch_keys_number_the_days_batches_from_one(install, jpeg_header):
     assert request.partition_key.endswith("-0002")
 
 
+@ON_BOTH_BACKENDS
 def test_claimed_files_are_not_batched_twice(install, jpeg_header):
     install.drop("a.jpg", jpeg_header, age=30)
     assert len(install.tick().run_requests) == 1
@@ -74,6 +80,7 @@ def test_claimed_files_are_not_batched_twice(install, jpeg_header):
     assert "1 files held by open batches" in again.skip_message
 
 
+@ON_BOTH_BACKENDS
 def test_lanes_come_from_content_even_when_the_extension_lies(install, jpeg_header):
     install.drop("holiday.png", jpeg_header, age=30)  # really a JPEG
     install.drop("clip.jpg", b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\0" * 99,
@@ -90,6 +97,27 @@ def test_the_cursor_stays_small_however_many_files_pass(install, jpeg_header):
     assert len(install.cursor) < 64
 
 
+@pytest.mark.s3
+@pytest.mark.parametrize("backend", ["s3"], indirect=True)
+def test_an_s3_inbox_is_scanned_a_few_pages_a_tick_resuming_where_the_last_tick_stopped(
+        install, jpeg_header):
+    install.inbox_options = {"s3_page_size": 2, "s3_pages_per_tick": 1}
+    for name in "abcde":
+        install.drop(f"{name}.jpg", jpeg_header + name.encode())
+
+    def batched() -> list[str]:
+        result = install.tick()
+        return sorted(s["inbox"] for r in getattr(result, "run_requests", [])
+                      for s in load_manifest(install.store, r.partition_key)["sources"])
+
+    assert batched() == ["a.jpg", "b.jpg"]
+    assert batched() == ["c.jpg", "d.jpg"]  # not the claimed a and b again
+    assert batched() == ["e.jpg"]  # the end: the next tick starts from the beginning
+    install.drop("0.jpg", jpeg_header + b"0")
+    assert batched() == ["0.jpg"]  # a, b... are claimed: never batched twice
+
+
+@ON_BOTH_BACKENDS
 def test_a_batch_written_but_never_registered_is_recovered(install, jpeg_header):
     install.drop("a.jpg", jpeg_header, age=30)
     result = install.tick()

@@ -12,13 +12,15 @@ from media_assets.media.audit import read_audit
 from media_assets.media.catalog import read_catalog
 from media_assets.media.reconcile import reconcile
 from media_assets.samples import write_sample_images
+from media_assets_tests.defs_tests.conftest import ON_BOTH_BACKENDS
 
 
 @pytest.fixture
 def two_folders(install):
     install.set_policy(retention={"folders": {"scratch": "ephemeral"}})
-    write_sample_images(install.inbox / "keep", size=(96, 72))
-    write_sample_images(install.inbox / "scratch", size=(96, 72), seed=9)
+    install.drop_files(lambda inbox: (write_sample_images(inbox / "keep", size=(96, 72)),
+                                      write_sample_images(inbox / "scratch", size=(96, 72),
+                                                          seed=9)))
     install.age_inbox()
     [run] = install.ingest()
     assert run.success
@@ -58,6 +60,7 @@ def test_a_dry_run_shows_what_is_due_and_changes_nothing(two_folders):
     assert read_audit(install.store).filter(pl.col("action") == "purge").is_empty()
 
 
+@ON_BOTH_BACKENDS  # on S3, cold is the GLACIER_IR storage class
 def test_ephemeral_originals_are_purged_and_standard_ones_go_cold_later(two_folders):
     install, _ = two_folders
     assert retention(install, days=10, dry_run=False) == {"purge": 6}
