@@ -4,13 +4,15 @@ Paths default to folders under the working directory; environment variables over
 (MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY, and the alert webhook
 MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time. An `s3://bucket/prefix` store or
 inbox puts it on S3 (MEDIA_ASSETS_S3_* and the standard AWS_* variables: see `_s3_settings`).
+MEDIA_ASSETS_EXECUTOR picks where steps run (`in_process`, `celery`, `k8s`; see
+defs/executors.py).
 """
 
 from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar
 
 from media_assets.defs.alerting import run_failure_alerts
 from media_assets.defs.archive import (
@@ -26,6 +28,7 @@ from media_assets.defs.av_metadata import audio_metadata, video_metadata
 from media_assets.defs.catalog import catalog
 from media_assets.defs.checks import batch_checks
 from media_assets.defs.derivatives import image_derivatives
+from media_assets.defs.executors import executor_from_env
 from media_assets.defs.freshness import (
     arrivals_are_catalogued_in_time,
     freshness_job,
@@ -89,6 +92,7 @@ defs = Definitions(
         "workers": DecodeWorkers(),
         "alerts": AlertNotifier(webhook_url=_setting("MEDIA_ASSETS_ALERT_WEBHOOK_URL", "")),
     },
-    # Steps run in the run's own process; the per-file process pool does the parallel work.
-    executor=in_process_executor,
+    # By default steps run in the run's own process and the per-file process pool does the
+    # parallel work; MEDIA_ASSETS_EXECUTOR=celery|k8s sends each step elsewhere.
+    executor=executor_from_env(),
 )

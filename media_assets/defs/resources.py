@@ -111,7 +111,8 @@ class PolicyResource(ConfigurableResource):
 
 class DecodeWorkers(ConfigurableResource):
     """The run's decode worker processes: spawned on first use, shared by all of the run's
-    steps (in-process executor), and stopped when the run ends so no worker outlives it."""
+    steps (in-process executor; under celery/k8s each step process has its own), and stopped
+    when the run (or step process) ends so no worker outlives it."""
 
     _pools: dict[tuple[int, int], WorkerPool] = PrivateAttr(default_factory=dict)
 

@@ -62,6 +62,10 @@ class WorkerPool:
 
     def _processes(self) -> ProcessPool:
         if self._pool is None or not self._pool.active:
+            if multiprocessing.current_process().daemon:
+                raise RuntimeError("decode workers cannot start in a daemonic process (e.g. a "
+                                   "Celery prefork child): start Celery workers with "
+                                   "--pool=solo")
             self._pool = ProcessPool(
                 max_workers=self.workers, initializer=_init_worker, initargs=(self.memory_mb,),
                 context=multiprocessing.get_context("spawn"),  # never fork a threaded process

@@ -167,3 +167,30 @@ def test_the_postgres_deploy_queues_runs_like_the_local_instance():
         return yaml.safe_load((REPO / path).read_text())["run_queue"]
 
     assert run_queue_of("deploy/dagster.postgres.yaml") == run_queue_of("dagster.yaml")
+
+
+def test_a_tenfold_spike_on_the_kubernetes_deploy_queues_instead_of_overloading(install):
+    """40 batch runs at once (10x the 4 run slots) under deploy/dagster.k8s.yaml's queue."""
+    from dagster import RunRequest
+
+    from media_assets.defs.jobs import job_for_lane
+    from media_assets.defs.queue import queue_tags
+
+    k8s = yaml.safe_load((REPO / "deploy" / "dagster.k8s.yaml").read_text())
+    coordinator = {**k8s["run_coordinator"], "module": "dagster._core.run_coordinator"}
+    with (instance_for_test(overrides={"run_coordinator": coordinator, "run_launcher": {
+              "module": "dagster._core.test_utils", "class": "MockedRunLauncher"}}) as instance,
+          create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as workspace,
+          QueuedRunCoordinatorDaemon(interval_seconds=1) as daemon):
+        queue = RunQueue(instance, workspace, daemon, {})
+        for lane, count in (("image", 30), ("av", 5), ("heavy", 5)):
+            queue.submit(lane, [RunRequest(partition_key=f"20261127T120000Z-{lane}{i}",
+                                           job_name=job_for_lane(lane),
+                                           tags=queue_tags(lane, "upload"))
+                                for i in range(count)])
+        running = queue.step()
+        # max_concurrent_runs 4, image lane 3: the other 36 wait, queued
+        assert running == ["image-1", "image-2", "image-3", "av-1"]
+        assert queue.step() == []  # nothing more starts until a slot frees
+        queue.finish(*running)
+        assert len(running) + len(queue.drain()) == 40  # every batch runs, none is dropped
