@@ -90,10 +90,13 @@ def _breakdown(priced: pl.DataFrame, by: str) -> MetadataValue:
         pl.col("files").sum(), pl.col("cpu_seconds").sum(), pl.col("wall_seconds").sum(),
         pl.col("bytes_read").sum(), pl.col("bytes_written_hot").sum(),
         pl.col("stored_bytes").sum(), pl.col("cost").sum()).sort(by)
-    rows = [{**r, by: r[by] or "(root)", "cpu_seconds": round(r["cpu_seconds"], 3),
+    # Per asset a file counts once; per kind or folder once per step that worked on it.
+    files = "files" if by == "asset" else "file_steps"
+    rows = [{**r, by: r[by] or "(root)", files: r["files"],
+             "cpu_seconds": round(r["cpu_seconds"], 3),
              "wall_seconds": round(r["wall_seconds"], 3), "cost": round(r["cost"], 6)}
             for r in grouped.iter_rows(named=True)]
-    return table(rows, [(by, "string"), ("files", "int"), ("cpu_seconds", "float"),
+    return table(rows, [(by, "string"), (files, "int"), ("cpu_seconds", "float"),
                         ("wall_seconds", "float"), ("bytes_read", "int"),
                         ("bytes_written_hot", "int"), ("stored_bytes", "int"),
                         ("cost", "float")])
