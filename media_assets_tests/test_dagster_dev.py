@@ -1,6 +1,9 @@
 """End to end under the real daemon: `dagster dev` with its own DAGSTER_HOME, files dropped
 in the inbox, the sensor launches batch runs, and the catalog fills within a minute."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,14 @@ def dev(tmp_path: Path):
         yield running
 
 
+def set_pool(dev, pool: str, slots: int) -> None:
+    """`dagster instance concurrency set` on the running instance (as `make dev` does)."""
+    dagster = Path(sys.executable).with_name("dagster")
+    subprocess.run([str(dagster), "instance", "concurrency", "set", pool, str(slots)],
+                   env={**os.environ, "DAGSTER_HOME": str(dev.root / "dagster_home")},
+                   check=True, capture_output=True)
+
+
 def test_dropped_files_are_catalogued_by_sensor_launched_runs(dev):
     write_sample_images(dev.inbox, size=(480, 360))
     store = LocalObjectStore(dev.store_root)
@@ -40,11 +51,13 @@ def test_dropped_files_are_catalogued_by_sensor_launched_runs(dev):
 
 
 def test_image_batches_keep_flowing_while_video_batches_queue(dev):
-    """Three one-video batches queue behind the video lane's limit of one run; photos dropped
-    after them overtake the queued ones (the queue's order, not a timing, is asserted)."""
+    """A burst of videos holds the transcoding pool (no slot free) and their runs queue behind
+    the video lane's limit of one run; photos dropped after them go through meanwhile. The
+    order is forced by the pool, not left to timing."""
+    set_pool(dev, "transcode", 0)  # the transcoder is busy: video work cannot proceed
     dev.inbox.mkdir()
     for index in range(3):
-        write_video(dev.inbox / f"video_{index}.webm", codec="libvpx-vp9", seconds=12,
+        write_video(dev.inbox / f"video_{index}.webm", codec="libvpx-vp9", seconds=4,
                     audio_codec="libopus", size=(320, 240))
 
     def video_runs():
@@ -54,6 +67,10 @@ def test_image_batches_keep_flowing_while_video_batches_queue(dev):
     wait_for(video_runs, 90, "three video runs", interval=1)
     write_sample_images(dev.inbox, size=(320, 240))
     store = LocalObjectStore(dev.store_root)
+    wait_for(lambda: read_arrivals(store).height == 10, 120, "the photos' catalogue rows",
+             interval=1)
+    assert all(r["status"] in ("QUEUED", "STARTING", "STARTED") for r in video_runs())
+    set_pool(dev, "transcode", 1)  # the transcoder frees up: the videos follow
     wait_for(lambda: read_arrivals(store).height == 13, 180, "13 catalogue rows", interval=1)
     wait_for(lambda: all(r["status"] == "SUCCESS" for r in dev.runs()), 60, "all runs")
 
