@@ -1000,6 +1000,11 @@ def report(data: dict[str, Any]) -> str:
                      f"{live['runs_by_job']}")
         lines.append(f"  run launch: tick -> started {launch['tick_to_started_s']} s, "
                      f"created -> started {launch['created_to_started_s']} s")
+        runs = live.get("runs", {})
+        if "median_total_s" in runs:
+            lines.append(f"  per run (median): queued {runs['median_queued_s']} s, launch -> "
+                         f"start {runs['median_launch_to_start_s']} s, total "
+                         f"{runs['median_total_s']} s; failed {runs['failed']}")
         for name, ticks in live["other_sensors"].items():
             lines.append(_fmt_ticks(name, ticks))
         lines.extend(_fmt_view(live["partitions_view"]))
