@@ -37,7 +37,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from measure import cpu_busy_since, cpu_times, mib, pss_bytes, rss_bytes, save_and_report, sha256_of
+from measure import (
+    cmdline,
+    cpu_busy_since,
+    cpu_times,
+    mib,
+    pss_bytes,
+    rss_bytes,
+    save_and_report,
+    sha256_of,
+    tree_pids,
+)
 
 from media_assets.storage.local import fsync_dir
 
@@ -154,34 +164,6 @@ def ensure_files(files_dir: Path, count: int, latency_count: int) -> tuple[list[
 # Measuring: RSS of a process tree, machine CPU
 
 
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, comm) for every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.find("(") + 1:stat.rfind(")")]
-        fields = stat[stat.rfind(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), comm)
-    return table
-
-
-
-
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return "?"
-    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:160]
-
-
 def _label(command: str) -> str:
     """A short name for a process of the tree, to group the peak's RSS by kind."""
     if "spawn_main" in command or "forkserver" in command:
@@ -207,14 +189,7 @@ class TreeSampler(threading.Thread):
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in _proc_table().items():
-            children.setdefault(ppid, []).append(pid)
-        tree, todo = [], [self.root_pid]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo.extend(children.get(pid, []))
+        tree = tree_pids(self.root_pid)
         if not self.include_root:
             tree.remove(self.root_pid)
         sizes = {pid: rss_bytes(pid) for pid in tree}
@@ -222,7 +197,7 @@ class TreeSampler(threading.Thread):
             self.max_total = sum(sizes.values())
             breakdown: dict[str, list[int]] = {}
             for pid, size in sizes.items():
-                entry = breakdown.setdefault(_label(_cmdline(pid)), [0, 0])
+                entry = breakdown.setdefault(_label(cmdline(pid)), [0, 0])
                 entry[0] += 1
                 entry[1] += size
             self.peak_breakdown = {k: [n, round(b / 1024**2)] for k, (n, b) in
@@ -232,7 +207,7 @@ class TreeSampler(threading.Thread):
         if sizes:
             pid = max(sizes, key=lambda p: sizes[p])
             if sizes[pid] > self.max_single:
-                self.max_single, self.max_single_cmd = sizes[pid], _cmdline(pid)
+                self.max_single, self.max_single_cmd = sizes[pid], cmdline(pid)
 
     def run(self) -> None:
         while not self._stop_event.is_set():

@@ -1,4 +1,5 @@
-"""Measurements shared by the benchmarks: hashing, /proc memory of a process, CPU time."""
+"""Measurements shared by the benchmarks: hashing, /proc memory of a process and of a process
+tree, CPU time."""
 
 from __future__ import annotations
 
@@ -33,6 +34,44 @@ def pss_bytes(pid: int) -> int:
     except (OSError, IndexError, ValueError):
         pass
     return 0
+
+
+def proc_table() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, comm) for every process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1:stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2:].split()
+        table[int(entry.name)] = (int(fields[1]), comm)
+    return table
+
+
+def tree_pids(root_pid: int, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+    """`root_pid` and all its descendants (root first, parents before children)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in (table if table is not None else proc_table()).items():
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop(0)
+        tree.append(pid)
+        todo.extend(sorted(children.get(pid, [])))
+    return tree
+
+
+def cmdline(pid: int, limit: int = 160) -> str:
+    """The process's command line (`?` once it has gone), cut at `limit` characters."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:limit]
 
 
 def cpu_times() -> tuple[float, float]:
