@@ -37,6 +37,7 @@ from media_assets.media.catalog import (
     latest_fragments,
     lookup,
     read_catalog,
+    read_fragments,
     stale_derivatives,
 )
 from media_assets.media.contact_sheet import data_uri
@@ -161,12 +162,12 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
     for step in note_rollout(store, rules, datetime.now(UTC), actor="stale_derivatives_sensor"):
         context.log.info(f"{step.action}: {step.reason}")  # and in the audit log
     requests = _requested_rebuilds(store)
-    stale = stale_derivatives(read_catalog(store), rules)
+    fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
+    stale, scanned = _scan_for_stale(context, store, rules, fragments)
     if stale.is_empty() and not requests:
-        return SkipReason("every derivative matches the policy's current specs")
+        return SkipReason(f"every derivative matches the policy's current specs ({scanned})")
     # The run key names the catalog state it starts from (the batch's newest fragment), so a
     # spec changed A -> B -> A -> B rebuilds every time, and each state is rebuilt once.
-    fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     stale = stale.with_columns(pl.struct("media_kind", "derivative").map_elements(
         lambda r: REBUILT_BY[(r["media_kind"], r["derivative"])], return_dtype=pl.String,
     ).alias("asset")) if stale.height else stale
@@ -181,6 +182,52 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
              "media_assets/files": str(group.height)}))
     context.log.info(f"{len(requests)} rebuild runs for {stale.height} stale derivatives")
     return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key))
+
+
+FULL_SCAN_EVERY = timedelta(hours=1)  # also catches a rebuild that failed and stayed stale
+
+
+def _scan_for_stale(context: SensorEvaluationContext, store, rules,
+                    fragments: dict[str, str]) -> tuple[pl.DataFrame, str]:
+    """Stale derivatives, reading only what can have changed: every batch when the specs
+    changed (or hourly), otherwise only the batches catalogued since the last tick. The
+    cursor keeps the specs' fingerprint and the newest fragment seen."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    specs = "|".join(rules.spec_stamp(name) for name in SPEC_NAMES) + rules.video.rendition.mode
+    newest = max((_stamp(key) for key in fragments.values()), default="")
+    now = datetime.now(UTC)
+    full = (state.get("specs") != specs or not state.get("full_at")
+            or now - datetime.fromisoformat(state["full_at"]) >= FULL_SCAN_EVERY)
+    if full:
+        arrivals, scanned = read_catalog(store), f"all {len(fragments)} batches read"
+    else:
+        since = _minus(state.get("newest", ""), OVERLAP)  # a write racing the listing
+        fresh = [key for key in fragments.values() if _stamp(key) > since]
+        arrivals = read_fragments(store, fresh)
+        scanned = f"{len(fresh)} batches catalogued since the last tick read"
+    context.update_cursor(json.dumps({
+        "specs": specs, "newest": max(newest, state.get("newest", "")),
+        "full_at": now.isoformat() if full else state["full_at"]}))
+    return stale_derivatives(arrivals, rules), scanned
+
+
+SPEC_NAMES = ("thumbnail", "preview", "web_rendition", "audio_preview", "waveform")
+OVERLAP = timedelta(minutes=2)
+STAMP = "%Y%m%dT%H%M%S%fZ"  # how fragment names start (media.catalog.fragment_key)
+
+
+def _stamp(fragment_key: str) -> str:
+    """When a fragment was written, as its name starts."""
+    return fragment_key.rpartition("/")[2].split("-", 1)[0]
+
+
+def _minus(stamp: str, delta: timedelta) -> str:
+    """The stamp `delta` before `stamp` ("" if none)."""
+    try:
+        when = datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return ""
+    return (when - delta).strftime(STAMP)
 
 
 class TempCleanupConfig(Config):

@@ -148,6 +148,14 @@ def _read_arrivals_once(store: Any) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+def read_fragments(store: Any, keys: Iterable[str]) -> pl.DataFrame:
+    """The rows of some fragments (e.g. the batches catalogued since a point), with their
+    contents' lifecycle, as `read_catalog` gives them."""
+    frames = [_read_parquet(store, key) for key in keys]
+    arrivals = pl.concat(frames, how="diagonal_relaxed") if frames else empty_arrivals()
+    return with_lifecycle(arrivals, read_lifecycle(store))
+
+
 def read_catalog(store: Any) -> pl.DataFrame:
     """Arrival rows plus each content's lifecycle: `tier` (hot / cold / null once purged)
     and `purged_at`. What people read; `read_arrivals` is what the catalog stores."""

@@ -2,14 +2,16 @@
 re-renders only the derivative whose spec changed."""
 
 import json
+from datetime import timedelta
 
 from dagster import AssetKey, SkipReason, build_sensor_context
 
 from media_assets.cli import main as cli
 from media_assets.definitions import defs
+from media_assets.defs import maintenance
 from media_assets.defs.maintenance import stale_derivatives_sensor
 from media_assets.media.catalog import read_index_manifest
-from media_assets.samples import write_sample_images
+from media_assets.samples import synth_photo, write_sample_images
 
 
 def ingest_samples(install):
@@ -178,3 +180,22 @@ def test_temp_cleanup_runs_every_hour():
     schedule = defs.resolve_schedule_def("hourly_temp_cleanup")
     assert schedule.job_name == "clean_temp_files"
     assert schedule.default_status.value == "RUNNING"
+
+
+def test_the_rebuild_sensor_reads_only_new_batches_until_the_specs_change(install,
+                                                                         monkeypatch):
+    monkeypatch.setattr(maintenance, "OVERLAP", timedelta(0))  # no re-read of recent batches
+    context = build_sensor_context(instance=install.instance,
+                                   resources=install.sensor_resources())
+    ingest_samples(install)
+    assert "all 1 batches read" in stale_derivatives_sensor(context).skip_message
+    assert "0 batches catalogued since the last tick read" in \
+        stale_derivatives_sensor(context).skip_message
+    synth_photo((64, 48), seed=99).save(install.inbox / "later.jpg")
+    install.age_inbox()
+    install.ingest()
+    assert "1 batches catalogued since the last tick read" in \
+        stale_derivatives_sensor(context).skip_message
+    install.set_policy(derivatives={"preview": {"long_edge": 800, "format": "jpeg",
+                                                "quality": 70}})
+    assert len(stale_derivatives_sensor(context).run_requests) == 2  # both batches, read again
