@@ -428,20 +428,6 @@ def open_store(root: str) -> Any:
     return MediaStorage(root=root).store()
 
 
-def require_store_support(root: str) -> None:
-    """Refuse an s3:// root the code cannot use yet, with a clear message."""
-    from media_assets.storage import LocalObjectStore
-
-    if not root.startswith("s3://"):
-        return
-    store = open_store(root)
-    if isinstance(getattr(store, "inner", store), LocalObjectStore):
-        raise SystemExit(
-            f"--store s3: this code cannot use an s3:// store root yet ({root!r} would become a "
-            "local folder: MediaStorage builds a LocalObjectStore from any root). S3 support "
-            "is being built on another branch; run with --store local until it is merged.")
-
-
 class CatalogWatch:
     """What `measure_flood` polls, through the store API: catalog rows (new fragments read
     once), thumbnails (positives cached), quarantine records (read once)."""
@@ -1055,7 +1041,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "MEDIA_ASSETS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
         help="PostgreSQL server URL; a fresh database is created (and dropped) per run")
     parser.add_argument("--store", choices=("local", "s3"), default="local")
-    parser.add_argument("--store-root", default="", help="s3://bucket/prefix for --store s3")
+    parser.add_argument("--store-root", default="", help="s3://bucket/prefix for --store s3 "
+                        "(default: SeaweedFS started on loopback for the run)")
     parser.add_argument("--history-rows", type=int, default=1_000_000)
     parser.add_argument("--history-batches", type=int, default=10_000)
     parser.add_argument("--history-batches-per-day", type=int, default=40)
@@ -1091,10 +1078,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")  # beta/preview notes of the code
     if args.files < 1 or args.history_batches < 1:
         raise SystemExit("--files and --history-batches must be at least 1")
-    if args.store == "s3":
-        if not args.store_root.startswith("s3://"):
-            raise SystemExit("--store s3 needs --store-root s3://bucket/prefix")
-        require_store_support(args.store_root)
+    if args.store == "s3" and args.store_root and not args.store_root.startswith("s3://"):
+        raise SystemExit("--store-root must be s3://bucket/prefix")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # see ingest_benchmark
@@ -1121,14 +1106,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     inbox = run_dir / "inbox"
     inbox.mkdir()
+    seaweed = None
     store_root = args.store_root if args.store == "s3" else str(run_dir / "store")
+    if args.store == "s3" and not store_root:  # no server given: SeaweedFS on loopback
+        from media_assets_tests.s3_server import BUCKET, start_seaweedfs
+
+        seaweed = start_seaweedfs(run_dir / "seaweedfs")
+        store_root = f"s3://{BUCKET}/scale-{stamp.lower()}"
+        data["seaweedfs"] = seaweed.endpoint_url
     policy_copy = run_dir / "policy.yaml"
     shutil.copyfile(args.policy, policy_copy)
     instance = Instance(args.instance, run_dir / "dagster_home", args.pg_server, stamp)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MEDIA_ASSETS_"))}
     env.update(DAGSTER_HOME=str(instance.home), MEDIA_ASSETS_INBOX=str(inbox),
                MEDIA_ASSETS_STORE=store_root, MEDIA_ASSETS_POLICY=str(policy_copy),
-               PYTHONUNBUFFERED="1", **instance.env)
+               PYTHONUNBUFFERED="1", **instance.env, **(seaweed.env() if seaweed else {}))
+    os.environ.update(seaweed.env() if seaweed else {})  # this process reads the store too
     ctx = {"run_dir": run_dir, "home": instance.home, "inbox": inbox, "store_root": store_root,
            "policy": policy_copy, "env": env, "instance": instance}
     exit_code = 0
@@ -1158,6 +1151,8 @@ def main(argv: list[str] | None = None) -> int:
                 data["history"] = {"error": f"{type(exc).__name__}: {exc}"}
                 exit_code = 1
     finally:
+        if seaweed is not None:
+            seaweed.stop()
         if not args.keep:
             instance.drop()
             for name in ("store", "inbox", "bare-store"):
