@@ -425,7 +425,7 @@ def wait_for_tick(gql: GraphQL, sensor: str, after: float, timeout: float) -> di
 def open_store(root: str) -> Any:
     from media_assets.defs.resources import MediaStorage
 
-    return MediaStorage(root=root).store()
+    return MediaStorage.from_environment(root).store()  # S3 settings from the environment
 
 
 class CatalogWatch:
@@ -780,7 +780,7 @@ def mark_days_archived(ctx: dict[str, Any], instance: Any) -> str:
     from media_assets.defs.resources import MediaStorage
 
     with build_sensor_context(
-            resources={"storage": MediaStorage(root=ctx["store_root"])}) as context:
+            resources={"storage": MediaStorage.from_environment(ctx["store_root"])}) as context:
         evaluated = archive_changed_days(context)
     cursor = getattr(evaluated, "cursor", None)
     if not cursor:
