@@ -49,6 +49,8 @@ def sniff(header: bytes) -> Sniffed:
         return Sniffed("other", None)
     if _is_xmp(header):
         return Sniffed("sidecar", "xmp")
+    if header[:4] == b"RF64" and header[8:12] == b"WAVE":  # a WAV past 4 GiB (EBU RF64)
+        return Sniffed("audio", "wav")
     guess = filetype.guess(header)
     ext = guess.extension if guess else None
     if ext in _IMAGE:

@@ -69,10 +69,10 @@ def test_good_files_are_catalogued_and_broken_ones_quarantined(av_batch):
         assert found.pop("clip_hevc.mp4")["video_codec"] == "hevc"
     assert {n for n, r in found.items() if r["status"] == "ok"} == GOOD
     assert {n: (r["status"], r["reason"]) for n, r in found.items() if n not in GOOD} == {
-        "truncated.mp4": ("quarantined", "corrupt"),
+        "truncated.mp4": ("quarantined", "truncated"),
         "empty.mov": ("quarantined", "empty"),
         "garbage.mp4": ("quarantined", "unsupported_type"),
-        "header_only.wav": ("quarantined", "corrupt"),
+        "header_only.wav": ("quarantined", "truncated"),
     }
     assert {found[n]["media_kind"] for n in VIDEOS} == {"video"}
     assert {found[n]["media_kind"] for n in GOOD - VIDEOS} == {"audio"}
