@@ -10,7 +10,7 @@ import stat
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 MAX_NAME_CHARS = 512  # longer names are cut, with a hash of the whole name
@@ -33,7 +33,8 @@ def _safe_char(char: str) -> str:
 def sanitize_name(raw: str) -> str:
     """The name people see for an inbox file: NFC-normalised, no control/format characters,
     no empty, '.' or '..' parts, no leading '/', at most MAX_NAME_CHARS characters (a longer
-    one keeps its head and ends with '…' and a hash of the whole name). Deterministic."""
+    one keeps its head, then '…', a hash of the whole name and its extension).
+    Deterministic."""
     text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     text = unicodedata.normalize("NFC", text)
     text = "".join(_safe_char(c) for c in text)
@@ -41,7 +42,9 @@ def sanitize_name(raw: str) -> str:
     parts = [p for p in parts if p not in ("", ".", "..")]
     text = "/".join(parts) or f"unnamed-{_name_hash(raw)}"
     if len(text) > MAX_NAME_CHARS:
-        text = f"{text[:MAX_NAME_CHARS - 12]}…{_name_hash(raw)}"
+        suffix = PurePosixPath(text).suffix[:16]
+        keep = MAX_NAME_CHARS - 11 - len(suffix)
+        text = f"{text[:keep]}…{_name_hash(raw)}{suffix}"
     return text
 
 
