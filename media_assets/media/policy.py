@@ -60,7 +60,9 @@ class RenditionSpec(_Hashed):
     """A video's web rendition: H.264 + AAC in a fast-start MP4."""
 
     name: str = "web_rendition"
-    mode: str = "when_needed"  # always | when_needed | never
+    # always | when_needed | never. `always` by default: a derivative is never the
+    # original's bytes (under when_needed a fitting MP4 is linked, metadata and all).
+    mode: str = "always"
     long_edge: int = 720
     max_fps: float = 30.0
     crf: int = 23

@@ -31,7 +31,8 @@ def av_batch(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("av")
     install = Installation(root=root, instance=DagsterInstance.ephemeral())
-    install.set_policy()
+    # when_needed (not the default): a fitting H.264 MP4 is its own rendition
+    install.set_policy(video={"rendition": {"mode": "when_needed"}})
     write_sample_av(install.inbox / "av", size=(192, 144), seconds=1.5)
     install.age_inbox()
     requests = install.tick().run_requests
