@@ -19,7 +19,7 @@ def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
     written = 0
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        with av.open(str(path)) as source:
+        with av.open(str(path), metadata_errors="ignore") as source:
             if not source.streams.audio:
                 raise Rejected("unsupported_type", "no audio stream")
             with av.open(str(tmp), "w", format="ipod",

@@ -137,7 +137,7 @@ def validate_av(path: Path, max_duration_seconds: float, max_pixels: int, *,
 def _first_frame(path: Path, kind: str) -> int:
     """Decode the first frame of the main `kind` stream; its display rotation (video)."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             stream = getattr(container.streams, kind)[0]
             for frame in container.decode(stream):
                 return int(round(-frame.rotation)) % 360 if kind == "video" else 0

@@ -46,6 +46,7 @@ _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b
 _DECODE_ERRORS = (
     UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError,
     IndexError, TypeError, KeyError, zlib.error,
+    RuntimeError,  # the AVIF plugin's "Failed to decode image" (found by the fuzzer)
 )
 
 # EXIF orientation -> the transpose that makes the stored pixels upright.

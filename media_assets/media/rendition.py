@@ -68,7 +68,7 @@ def transcode(path: Path, out_path: Path, plan: RenditionPlan, spec: RenditionSp
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     fps = Fraction(plan.fps).limit_denominator(1001)
     try:
-        with av.open(str(path)) as source, av.open(
+        with av.open(str(path), metadata_errors="ignore") as source, av.open(
             str(tmp), "w", format="mp4", options={"movflags": "+faststart"}
         ) as out:
             video_in = source.streams.video[0]

@@ -26,7 +26,7 @@ def peak_envelope(path: Path, buckets: int = 1000) -> dict[str, Any]:
     carry = np.zeros(0, dtype=np.float32)
     sample_rate = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise Rejected("unsupported_type", "no audio stream")
             stream = container.streams.audio[0]
