@@ -15,7 +15,7 @@ from media_assets.media.intake import stage_file
 from media_assets.media.policy import DerivativeSpec, Limits, RenditionSpec, WaveformSpec
 from media_assets.media.poster import render_still
 from media_assets.media.rendition import render_web_rendition
-from media_assets.media.sniff import sniff
+from media_assets.media.sniff import declared_pixels, sniff
 from media_assets.media.waveform import render_waveform
 
 LIMITS = Limits(max_file_bytes=8 * 1024**2, max_pixels=4_000_000, max_frames=2_000,
@@ -26,11 +26,13 @@ RENDITION = RenditionSpec(mode="always", long_edge=64, max_fps=10, preset="ultra
 
 
 def structure_input(data: bytes) -> None:
-    """The decoder-free checks: sniffing, every container walker, the EXIF walker."""
+    """The decoder-free checks: sniffing and the sensor's header parse, every container
+    walker, the EXIF walker."""
     kind = sniff(data[:65536])
     check = structure._CHECKS.get(kind.type or "")
     limits = dict(max_file_bytes=LIMITS.max_file_bytes, max_frames=LIMITS.max_frames,
                   max_metadata_bytes=LIMITS.max_metadata_bytes)
+    declared_pixels(data[:65536])  # what the sensor parses in the daemon's process
     for call in (lambda: check(data, **limits) if check else None,
                  lambda: structure.exif_problem(data)):
         with contextlib.suppress(Rejected):

@@ -54,3 +54,16 @@ def test_exif_that_loops_or_nests_is_hostile_and_a_camera_layout_is_not():
     exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2020:01:01 00:00:00"
     exif.get_ifd(ExifTags.IFD.GPSInfo)[1] = "N"
     assert exif_problem(exif.tobytes()) is None
+
+
+def test_the_sensor_parses_headers_only_with_pillows_python_parsers(corpus):
+    """The sensor runs in the daemon: C header parsers (WebP, AVIF, HEIF) wait for a worker."""
+    from media_assets.media.sniff import declared_pixels
+
+    _, good, _ = corpus
+    pixels = {name: declared_pixels(path.read_bytes()[:65536]) for name, path in good.items()
+              if name.endswith((".jpg", ".png", ".gif", ".tif", ".bmp", ".webp", ".avif",
+                                ".heic"))}
+    assert pixels == {"good.jpg": 1536, "good.png": 1536, "good.gif": 1536, "good.tif": 1536,
+                      "good.bmp": 1536, "good.webp": None, "good.avif": None,
+                      "good.heic": None}
