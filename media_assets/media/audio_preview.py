@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 
 from media_assets.media.errors import Rejected
+from media_assets.media.resample import FollowingResampler
 
 PREVIEW_RATE = 48_000
 
@@ -26,8 +27,8 @@ def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
                          options={"movflags": "+faststart"}) as out:
                 stream = out.add_stream("aac", rate=PREVIEW_RATE, layout="stereo")
                 stream.bit_rate = bit_rate
-                resampler = av.AudioResampler(format="fltp", layout="stereo",
-                                              rate=PREVIEW_RATE)
+                resampler = FollowingResampler(format="fltp", layout="stereo",
+                                               rate=PREVIEW_RATE)
                 for frame in source.decode(source.streams.audio[0]):
                     for chunk in resampler.resample(frame):
                         take = min(chunk.samples, limit - written)

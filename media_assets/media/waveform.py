@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from media_assets.media.errors import Rejected
 from media_assets.media.policy import WaveformSpec
+from media_assets.media.resample import FollowingResampler
 
 BLOCK = 1024  # samples folded into one (min, max) pair while streaming
 
@@ -30,7 +31,7 @@ def peak_envelope(path: Path, buckets: int = 1000) -> dict[str, Any]:
             if not container.streams.audio:
                 raise Rejected("unsupported_type", "no audio stream")
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono")
+            resampler = FollowingResampler(format="flt", layout="mono")
             for frame in container.decode(stream):
                 sample_rate = frame.sample_rate
                 for mono in resampler.resample(frame):
