@@ -30,9 +30,10 @@ def probe_av(path: Path, *, decode: bool = True) -> dict[str, Any]:
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise Rejected("corrupt", _describe(exc)) from exc
     with container:
-        video = [s for s in container.streams.video
-                 if not s.disposition & av.stream.Disposition.attached_pic]
-        audio = list(container.streams.audio)
+        # a stream FFmpeg has no decoder for has no codec context: it cannot be used
+        video = [s for s in container.streams.video if s.codec_context is not None
+                 and not s.disposition & av.stream.Disposition.attached_pic]
+        audio = [s for s in container.streams.audio if s.codec_context is not None]
         if not video and not audio:
             raise Rejected("corrupt", "no audio or video stream")
         tags = {k.lower(): v for k, v in container.metadata.items()}
@@ -138,8 +139,11 @@ def _first_frame(path: Path, kind: str) -> int:
     """Decode the first frame of the main `kind` stream; its display rotation (video)."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            stream = getattr(container.streams, kind)[0]
-            for frame in container.decode(stream):
+            usable = [s for s in getattr(container.streams, kind) if s.codec_context is not None
+                      and not s.disposition & av.stream.Disposition.attached_pic]
+            if not usable:
+                raise Rejected("corrupt", f"no decodable {kind} stream")
+            for frame in container.decode(usable[0]):
                 return int(round(-frame.rotation)) % 360 if kind == "video" else 0
     except av.FFmpegError as exc:
         raise Rejected("corrupt", f"{kind} does not decode: {_describe(exc)}") from exc
