@@ -31,11 +31,11 @@ dev: install samples  ## start dagster dev (webserver + daemon) with the inbox s
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install  ## the whole suite (CI runs exactly this)
-	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks
+	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks fuzz
 	$(VENV)/bin/pytest
 
 lint: install
-	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks
+	$(VENV)/bin/ruff check media_assets media_assets_tests benchmarks fuzz
 
 screenshots: install  ## re-take the README's screenshots with the browser test
 	MEDIA_ASSETS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest media_assets_tests/browser_tests

@@ -2,6 +2,8 @@
 validated from its magic bytes and header, deduplicated, or quarantined with its reason."""
 
 
+import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -33,6 +35,7 @@ from media_assets.media.manifest import close_batch, mark_unreadable, quarantine
 from media_assets.media.pool import Outcome, timed_call
 from media_assets.media.retention import revive
 from media_assets.media.sniff import sniff
+from media_assets.media.untrusted import display_names, open_untrusted
 from media_assets.media.usage import meter_of
 from media_assets.storage.base import with_transient_retries
 
@@ -62,6 +65,10 @@ def originals(
     manifest = require_manifest(store, batch_key)
     previous = {f["source_name"]: f for f in manifest.get("files") or []}
     sources = {s["inbox"]: s for s in manifest["sources"] if "inbox" in s}
+    # Inbox names are untrusted: what is recorded (manifest files, catalog, quarantine
+    # records, audit, metadata) is each name sanitised, unique within the batch. The raw
+    # name only finds the file in the inbox (the manifest's `sources`).
+    shown = display_names(sources)
 
     tasks: list[tuple[str, Any, tuple[Any, ...]]] = []
     inbox_paths: dict[str, Path] = {}
@@ -76,8 +83,9 @@ def originals(
         name = source.get("inbox")
         if "quarantine_key" in source:
             name = source["source_name"]
-        if name in previous and previous[name]["status"] in SAFE:
-            files.append(previous[name])  # ingested by an earlier run of this batch
+        recorded = previous.get(shown.get(name, name)) if name is not None else None
+        if recorded is not None and recorded["status"] in SAFE:
+            files.append(recorded)  # ingested by an earlier run of this batch
             if name not in released and "quarantine_key" not in source:
                 leaving.append(name)  # (removed only if still the file the batch was made of)
         elif "quarantine_key" in source and not store.exists(source["quarantine_key"]):
@@ -93,11 +101,11 @@ def originals(
             path = local.enter_context(drop.local_path(name))
             inbox_paths[name] = path
             tasks.append((name, timed_call, (stage_file, str(path), str(staging),
-                                             rules.limits)))
+                                             rules.limits, str(drop.root))))
         elif "content_id" in source:
             files.append(_from_store(store, source))
         else:
-            files.append(_missing(source))
+            files.append({**_missing(source), "source_name": shown.get(name, name or "?")})
 
     started = time.perf_counter()
     run_id = context.run.run_id
@@ -110,15 +118,16 @@ def originals(
             meter.file(staged.content_id, staged.kind, name).add(
                 cpu_seconds=cpu_ms / 1000, wall_seconds=wall_ms / 1000, bytes_read=staged.size)
         with meter.attributing(staged.content_id) if meter and staged else nullcontext():
-            entry = _settle(store, name, inbox_paths[name], sources[name], staged,
-                            outcome.error, batch_key, run_id)
+            entry = _settle(store, name, shown.get(name, name), inbox_paths[name],
+                            sources[name], staged, outcome.error, batch_key, run_id, staging,
+                            None if name in released else str(drop.root))
         files.append(entry)
         if entry["status"] == "ok":
-            log_file(context, "debug", "stored", entry["content_id"], name, ms=wall_ms,
-                     cpu_ms=cpu_ms, bytes=entry.get("bytes"))
+            log_file(context, "debug", "stored", entry["content_id"], entry["source_name"],
+                     ms=wall_ms, cpu_ms=cpu_ms, bytes=entry.get("bytes"))
         else:
-            log_file(context, "warning", entry["status"], entry.get("content_id"), name,
-                     stage="originals", reason=entry.get("reason"))
+            log_file(context, "warning", entry["status"], entry.get("content_id"),
+                     entry["source_name"], stage="originals", reason=entry.get("reason"))
         if name in released:
             return  # its bytes came from quarantine, not the inbox: nothing leaves
         if entry["status"] in SAFE:
@@ -172,23 +181,24 @@ def mark_repeats(files: list[dict[str, Any]]) -> None:
         seen.add(entry["content_id"])
 
 
-def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
+def _settle(store: Any, name: str, shown: str, inbox_path: Path, source: dict[str, Any],
             staged: StagedFile | None, error: Exception | None, batch_key: str,
-            run_id: str) -> dict[str, Any]:
-    """Move one staged file into the store (or quarantine) and describe the outcome."""
+            run_id: str, staging: Path, inbox_root: str | None) -> dict[str, Any]:
+    """Move one staged file into the store (or quarantine) and describe the outcome.
+    `name` finds the file; `shown` (its sanitised name) is what is recorded."""
     arrived = datetime.fromtimestamp(source.get("mtime", time.time()), UTC).isoformat()
-    base = {"source_name": name, "arrived_at": arrived,
+    base = {"source_name": shown, "arrived_at": arrived,
             "intake_ms": staged.elapsed_ms if staged else None}
     if staged is None:  # the worker itself failed: keep the inbox bytes in quarantine
         reason = error.reason if isinstance(error, Rejected) else "intake_error"
-        try:
-            content_id = hash_file(inbox_path)
+        try:  # copied (never through a link, only a file of its own) while hashing
+            content_id, copy = _copy_untrusted(inbox_path, staging, inbox_root)
         except OSError as exc:  # unreadable now: it stays in the inbox, nothing is lost
             return {**base, "content_id": None, "status": "unreadable", "kind": None,
                     "reason": "unreadable", "detail": f"{type(exc).__name__}: {exc}",
                     "duplicate": False}
         return _quarantined(store, base, content_id, reason, str(error), error,
-                            batch_key, run_id, bytes_path=inbox_path)
+                            batch_key, run_id, bytes_path=copy)
     staged_path = Path(staged.staged_path)
     base.update(content_id=staged.content_id, bytes=staged.size, kind=staged.kind,
                 type=staged.type, width=staged.width, height=staged.height,
@@ -211,6 +221,17 @@ def _settle(store: Any, name: str, inbox_path: Path, source: dict[str, Any],
     first = _first_arrival(store, staged, batch_key)
     return {**base, "status": "ok", "duplicate": not first, "original_key": key,
             "reason": None, "detail": None}
+
+
+def _copy_untrusted(path: Path, staging: Path, inbox_root: str | None) -> tuple[str, Path]:
+    """(content id, staged copy) of an inbox file, read without following links."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=staging, prefix=".failed.tmp-")
+    with open_untrusted(path, inbox_root) as src, os.fdopen(fd, "wb") as dst:
+        while chunk := src.read(1024 * 1024):
+            digest.update(chunk)
+            dst.write(chunk)
+    return digest.hexdigest(), Path(tmp)
 
 
 def _verified(store: Any, key: str, content_id: str) -> bool:

@@ -126,8 +126,9 @@ class DecodeWorkers(ConfigurableResource):
         key = (limits.workers, limits.worker_memory_mb)
         if key not in self._pools:
             self._pools[key] = WorkerPool(*key)
-        return self._pools[key].run(tasks, timeout or limits.per_file_timeout_seconds,
-                                    on_outcome)
+        timeout = timeout or limits.per_file_timeout_seconds
+        return self._pools[key].run(tasks, timeout, on_outcome,
+                                    cpu_seconds=timeout * limits.cpu_time_factor)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         for pool in self._pools.values():

@@ -51,6 +51,7 @@ from media_assets.media.manifest import (
     unreadable_files,
     work_of,
 )
+from media_assets.media.untrusted import sanitize_name
 from media_assets.media.usage import source_folder
 
 RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is asked again
@@ -98,22 +99,27 @@ def inbox_sensor(
     over_budget = budget_paused_folders(store, now.date().isoformat())
     held_by_budget: Counter[str] = Counter()
     budget_hit = False
+    special: list[str] = []  # links, FIFOs, devices, ...: never opened, said in the tick
+
+    def report(name: str, why: str) -> None:
+        special.append(f"{_printable(name)}: {why}")
+
     # This tick's window of the inbox: a folder is walked whole; an S3 prefix is listed a few
     # pages at a time, resuming after the last name the previous tick reached (the cursor).
     after = _inbox_after(context.cursor)
     last_seen = after
-    for entry in drop.scan(after):
+    for entry in drop.scan(after, report=report):
         if entry.name in claimed:
             continue
         if over_budget and source_folder(entry.name) in over_budget:
             held_by_budget[source_folder(entry.name)] += 1
             continue
         if not _valid_utf8(entry.name):
-            unreadable.append(f"{entry.name.encode('utf-8', 'backslashreplace').decode()}: "
-                              "the file name is not UTF-8, rename it")
+            unreadable.append(f"{_printable(entry.name)}: the file name is not UTF-8, "
+                              "rename it")
             continue
         if skip_unreadable.get(entry.name) == (entry.size, entry.mtime):
-            unreadable.append(f"{entry.name}: could not be read by its last batch")
+            unreadable.append(f"{_printable(entry.name)}: could not be read by its last batch")
             continue
         if now.timestamp() - entry.mtime < batching.settle_seconds:
             unsettled += 1
@@ -130,7 +136,7 @@ def inbox_sensor(
         except FileNotFoundError:
             continue
         except OSError as exc:  # one unreadable file must not stop the inbox
-            unreadable.append(f"{entry.name}: {exc.strerror or exc}")
+            unreadable.append(f"{_printable(entry.name)}: {exc.strerror or exc}")
             continue
         routed = classify_lane(header, entry.size, batching,
                                partial(drop.read_range, entry.name))
@@ -171,6 +177,8 @@ def inbox_sensor(
 
     message = "; ".join(filter(None, [
         _describe(plan, unsettled, len(claimed), budget_hit, len(orphans), unreadable),
+        special and (f"{len(special)} entries not taken (never opened): "
+                     + "; ".join(special[:3]) + ("; …" if len(special) > 3 else "")),
         *breaker_notes,
         *(f"folder {folder or '(root)'} held until tomorrow (UTC): {over_budget[folder]}; "
           f"{count} files wait" for folder, count in sorted(held_by_budget.items()))]))
@@ -232,6 +240,14 @@ def _apply_breakers(context: SensorEvaluationContext, store, rules, candidates: 
             notes.append(f"lane {lane}: circuit {state.status.replace('_', '-')} since "
                          f"{state.since[:19]} ({state.reason}); {len(waiting)} files wait")
     return kept, notes, probing
+
+
+def _printable(name: str) -> str:
+    """An inbox name fit for a tick message: sanitised (no control characters, NFC, capped);
+    a name that is not UTF-8 shows its bytes escaped."""
+    if not _valid_utf8(name):
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return sanitize_name(name)
 
 
 def _valid_utf8(name: str) -> bool:

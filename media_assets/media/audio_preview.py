@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 
 from media_assets.media.errors import Rejected
+from media_assets.media.resample import FollowingResampler
 
 PREVIEW_RATE = 48_000
 
@@ -19,15 +20,15 @@ def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
     written = 0
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        with av.open(str(path)) as source:
+        with av.open(str(path), metadata_errors="ignore") as source:
             if not source.streams.audio:
                 raise Rejected("unsupported_type", "no audio stream")
             with av.open(str(tmp), "w", format="ipod",
                          options={"movflags": "+faststart"}) as out:
                 stream = out.add_stream("aac", rate=PREVIEW_RATE, layout="stereo")
                 stream.bit_rate = bit_rate
-                resampler = av.AudioResampler(format="fltp", layout="stereo",
-                                              rate=PREVIEW_RATE)
+                resampler = FollowingResampler(format="fltp", layout="stereo",
+                                               rate=PREVIEW_RATE)
                 for frame in source.decode(source.streams.audio[0]):
                     for chunk in resampler.resample(frame):
                         take = min(chunk.samples, limit - written)

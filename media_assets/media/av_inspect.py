@@ -83,7 +83,7 @@ def _decode_all(path: Path) -> int:
     """Decode every video frame (the check's proof that the rendition plays to the end)."""
     frames = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for _ in container.decode(stream):

@@ -15,11 +15,12 @@ from media_assets.media.errors import Rejected
 HDR_TRANSFERS = {16: "pq", 18: "hlg"}
 
 
-def probe_av(path: Path) -> dict[str, Any]:
+def probe_av(path: Path, *, decode: bool = True) -> dict[str, Any]:
     """Container, duration, bit rate, tags and every audio/video stream of a media file.
 
     Reads headers plus, for video, one decoded frame (the display rotation lives in the
-    frames' side data). Raises `Rejected` for empty, unreadable or stream-less files.
+    frames' side data) unless `decode` is false (headers only: rotation None). Raises
+    `Rejected` for empty, unreadable or stream-less files.
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -29,9 +30,10 @@ def probe_av(path: Path) -> dict[str, Any]:
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise Rejected("corrupt", _describe(exc)) from exc
     with container:
-        video = [s for s in container.streams.video
-                 if not s.disposition & av.stream.Disposition.attached_pic]
-        audio = list(container.streams.audio)
+        # a stream FFmpeg has no decoder for has no codec context: it cannot be used
+        video = [s for s in container.streams.video if s.codec_context is not None
+                 and not s.disposition & av.stream.Disposition.attached_pic]
+        audio = [s for s in container.streams.audio if s.codec_context is not None]
         if not video and not audio:
             raise Rejected("corrupt", "no audio or video stream")
         tags = {k.lower(): v for k, v in container.metadata.items()}
@@ -39,7 +41,7 @@ def probe_av(path: Path) -> dict[str, Any]:
             "container": container.format.name,
             "duration_seconds": _seconds(container.duration),
             "bit_rate": container.bit_rate or None,
-            "video": [_video(container, s) for s in video],
+            "video": [_video(container, s, decode) for s in video],
             "audio": [_audio(s) for s in audio],
             "has_cover_art": any(s.disposition & av.stream.Disposition.attached_pic
                                  for s in container.streams.video),
@@ -63,7 +65,7 @@ def _rate(rate: Fraction | None) -> float | None:
     return round(float(rate), 3) if rate else None
 
 
-def _video(container: Any, stream: Any) -> dict[str, Any]:
+def _video(container: Any, stream: Any, decode: bool = True) -> dict[str, Any]:
     context = stream.codec_context
     transfer = int(context.color_trc or 0)
     return {
@@ -75,7 +77,8 @@ def _video(container: Any, stream: Any) -> dict[str, Any]:
         "frame_rate": _rate(stream.average_rate or stream.guessed_rate),
         "variable_frame_rate": bool(stream.average_rate and stream.base_rate
                                     and stream.average_rate != stream.base_rate),
-        "rotation": _rotation(container, stream),
+        "rotation": _rotation(container, stream) if decode else None,
+        "frames": stream.frames or None,
         "color_transfer": transfer or None,
         "color_primaries": int(context.color_primaries or 0) or None,
         "hdr": HDR_TRANSFERS.get(transfer),
@@ -104,13 +107,16 @@ def _audio(stream: Any) -> dict[str, Any]:
     }
 
 
-def validate_av(path: Path, max_duration_seconds: float,
-                max_pixels: int) -> tuple[str, int | None, int | None, float | None]:
+def validate_av(path: Path, max_duration_seconds: float, max_pixels: int, *,
+                max_frames: int | None = None
+                ) -> tuple[str, int | None, int | None, float | None]:
     """(kind, display width, display height, duration) of a decodable video or audio file.
 
-    Kind is 'video' when a real (non cover-art) video stream exists, else 'audio'. The first
-    frame of the main stream must decode: a header-only or truncated file is `Rejected`."""
-    info = probe_av(path)
+    Kind is 'video' when a real (non cover-art) video stream exists, else 'audio'. The
+    declared duration, pixels and frame count are checked on the headers, before any frame
+    is decoded; then the first frame of the main stream must decode: a header-only or
+    truncated file is `Rejected`."""
+    info = probe_av(path, decode=False)
     duration = info["duration_seconds"]
     if duration is not None and duration > max_duration_seconds:
         raise Rejected("too_long", f"{duration:.0f} s > limit {max_duration_seconds:.0f} s")
@@ -119,20 +125,26 @@ def validate_av(path: Path, max_duration_seconds: float,
         width, height = video["width"], video["height"]
         if width * height > max_pixels:
             raise Rejected("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
-        if video["rotation"] in (90, 270):
+        frames = video["frames"] or round((duration or 0) * (video["frame_rate"] or 0))
+        if max_frames is not None and frames > max_frames:
+            raise Rejected("too_many_frames", f"{frames:,} frames > limit {max_frames:,}")
+        if _first_frame(path, "video") in (90, 270):
             width, height = height, width
-        _first_frame(path, "video")
         return "video", width, height, duration
     _first_frame(path, "audio")
     return "audio", None, None, duration
 
 
-def _first_frame(path: Path, kind: str) -> None:
+def _first_frame(path: Path, kind: str) -> int:
+    """Decode the first frame of the main `kind` stream; its display rotation (video)."""
     try:
-        with av.open(str(path)) as container:
-            stream = getattr(container.streams, kind)[0]
-            for _ in container.decode(stream):
-                return
+        with av.open(str(path), metadata_errors="ignore") as container:
+            usable = [s for s in getattr(container.streams, kind) if s.codec_context is not None
+                      and not s.disposition & av.stream.Disposition.attached_pic]
+            if not usable:
+                raise Rejected("corrupt", f"no decodable {kind} stream")
+            for frame in container.decode(usable[0]):
+                return int(round(-frame.rotation)) % 360 if kind == "video" else 0
     except av.FFmpegError as exc:
         raise Rejected("corrupt", f"{kind} does not decode: {_describe(exc)}") from exc
     raise Rejected("corrupt", f"no decodable {kind} frames")

@@ -47,6 +47,7 @@ _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b
 _DECODE_ERRORS = (
     UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError,
     IndexError, TypeError, KeyError, zlib.error,
+    RuntimeError,  # the AVIF plugin's "Failed to decode image" (found by the fuzzer)
 )
 
 # EXIF orientation -> the transpose that makes the stored pixels upright.
@@ -117,7 +118,10 @@ def _open(path: Path, max_pixels: int) -> Iterator[ImageFile.ImageFile]:
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             raise TransientError(f"cannot read {path}: {exc}") from exc
         except _DECODE_ERRORS as exc:
-            raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
+            if "Decompressed data too large" in str(exc):  # a zlib bomb in a text/ICC chunk
+                raise Rejected("hostile_metadata", str(exc)) from exc
+            raise Rejected("corrupt", f"{type(exc).__name__}: {_without_path(exc, path)}") \
+                from exc
         with im:
             width, height = im.size
             if width <= 0 or height <= 0:
@@ -130,6 +134,11 @@ def _open(path: Path, max_pixels: int) -> Iterator[ImageFile.ImageFile]:
                 yield im
             except Image.DecompressionBombError as exc:  # raised by some plugins on seek/load
                 raise Rejected("too_many_pixels", str(exc)) from exc
+
+
+def _without_path(exc: BaseException, path: Path) -> str:
+    """The error's words without the (temporary, staging) file name Pillow puts in them."""
+    return str(exc).replace(f" '{path}'", "").replace(str(path), path.name)
 
 
 def _short_type(im: Image.Image, path: Path) -> str:
@@ -170,16 +179,20 @@ def _frames(im: Image.Image) -> int:
         return 1
 
 
-def probe_image(path: Path, max_pixels: int) -> ImageProbe:
-    """Identify an image from its header; raise Rejected if it is empty, corrupt or too big."""
+def probe_image(path: Path, max_pixels: int, *, max_frames: int | None = None) -> ImageProbe:
+    """Identify an image from its header; raise Rejected if it is empty, corrupt or too big
+    (pixels, or more than `max_frames` frames or pages)."""
     path = Path(path)
     with _open(path, max_pixels) as im:
+        frames = _frames(im)
+        if max_frames is not None and frames > max_frames:
+            raise Rejected("too_many_frames", f"{frames:,} frames > limit {max_frames:,}")
         return ImageProbe(
             format=_short_type(im, path),
             width=im.width,
             height=im.height,
             mode=im.mode,
-            frames=_frames(im),
+            frames=frames,
             orientation=_orientation(_header_exif(im)),
         )
 

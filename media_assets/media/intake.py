@@ -9,13 +9,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
+from xml.parsers import expat
 
 from media_assets.media.av_probe import validate_av
 from media_assets.media.errors import Rejected, classify_os_errors
 from media_assets.media.images import probe_image
 from media_assets.media.policy import Limits
 from media_assets.media.sniff import Sniffed, sniff
+from media_assets.media.structure import check_structure
+from media_assets.media.untrusted import open_untrusted
+
+MAX_XML_DEPTH = 64  # XMP nests a few levels; thousands is an attack on the parser
 
 CHUNK = 1024 * 1024
 
@@ -43,11 +47,15 @@ def hash_file(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def stage_file(source: str, staging_dir: str, limits: Limits) -> StagedFile:
+def stage_file(source: str, staging_dir: str, limits: Limits,
+               inbox_root: str | None = None) -> StagedFile:
     """Copy `source` into `staging_dir` durably, hashing as it streams; then validate it.
 
-    The bytes are read exactly once. Validation never raises for a bad file: the verdict is
-    returned as `rejection` so the caller quarantines the staged bytes.
+    The bytes are read exactly once, from a file opened without following links; with
+    `inbox_root`, only a single-linked regular file really inside it is read (else
+    `UnsafeEntry`, an OSError: the file stays where it is). Validation never raises for a
+    bad file: the verdict is returned as `rejection` so the caller quarantines the staged
+    bytes.
     """
     started = time.perf_counter()
     digest = hashlib.sha256()
@@ -55,7 +63,8 @@ def stage_file(source: str, staging_dir: str, limits: Limits) -> StagedFile:
     size = 0
     header = b""
     try:
-        with classify_os_errors(), open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+        with classify_os_errors(), open_untrusted(source, inbox_root) as src, \
+                os.fdopen(fd, "wb") as dst:
             while chunk := src.read(CHUNK):
                 if not header:
                     header = chunk[:65536]
@@ -87,13 +96,39 @@ def _ms_since(started: float) -> float:
 
 
 def _check_xml(path: Path, size: int, max_bytes: int) -> None:
-    """A sidecar must be small, well-formed XML (expat refuses entity-expansion bombs)."""
+    """A sidecar must be small, well-formed XML, without a DOCTYPE (entities: expansion
+    bombs, external references) and not nested deeper than XMP ever is."""
     if size > max_bytes:
         raise Rejected("too_large", f"sidecar of {size} bytes > limit {max_bytes}")
+    parser = expat.ParserCreate()
+    depth = 0
+
+    def doctype(*_: object) -> None:
+        raise Rejected("hostile_metadata", "XML with a DOCTYPE (entity declarations)")
+
+    def start(*_: object) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise Rejected("hostile_metadata", f"XML nested more than {MAX_XML_DEPTH} deep")
+
+    def end(*_: object) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     try:
-        ElementTree.parse(path)
-    except ElementTree.ParseError as exc:
-        raise Rejected("corrupt", f"not well-formed XML: {exc}") from exc
+        with open(path, "rb") as handle:
+            parser.ParseFile(handle)
+    except expat.ExpatError as exc:
+        ended_early = exc.code in (expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS],
+                                   expat.errors.codes[expat.errors.XML_ERROR_UNCLOSED_TOKEN],
+                                   expat.errors.codes[expat.errors.XML_ERROR_PARTIAL_CHAR])
+        reason = "truncated" if ended_early else "corrupt"  # (expat reports those at EOF)
+        raise Rejected(reason, f"not well-formed XML: {exc}") from exc
 
 
 def _validate(path: Path, size: int, sniffed: Sniffed,
@@ -108,10 +143,25 @@ def _validate(path: Path, size: int, sniffed: Sniffed,
         raise Rejected("unsupported_type", f"{found} is not an image, video or audio file")
     if sniffed.type not in limits.allowed_types:
         raise Rejected("unsupported_type", f"{sniffed.type} is not allowed by the policy")
-    if sniffed.kind == "image":
-        probe = probe_image(path, limits.max_pixels)
-        return "image", probe.width, probe.height, None
     if sniffed.kind == "sidecar":
         _check_xml(path, size, limits.max_sidecar_bytes)
         return "sidecar", None, None, None
-    return validate_av(path, limits.max_duration_seconds, limits.max_pixels)
+    if sniffed.kind != "image":
+        # What a video or audio file declares (sizes, sample tables) is checked before
+        # FFmpeg parses it; then its header limits, then one frame must decode.
+        _check_structure(path, sniffed, limits)
+        return validate_av(path, limits.max_duration_seconds, limits.max_pixels,
+                           max_frames=limits.max_frames)
+    try:
+        probe = probe_image(path, limits.max_pixels, max_frames=limits.max_frames)
+    except Rejected as rejected:
+        if rejected.reason == "corrupt":  # say why, when the structure tells (truncated...)
+            _check_structure(path, sniffed, limits)
+        raise
+    _check_structure(path, sniffed, limits)  # polyglots, hostile metadata, truncation
+    return "image", probe.width, probe.height, None
+
+
+def _check_structure(path: Path, sniffed: Sniffed, limits: Limits) -> None:
+    check_structure(path, sniffed.type, max_file_bytes=limits.max_file_bytes,
+                    max_frames=limits.max_frames, max_metadata_bytes=limits.max_metadata_bytes)

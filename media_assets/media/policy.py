@@ -60,7 +60,9 @@ class RenditionSpec(_Hashed):
     """A video's web rendition: H.264 + AAC in a fast-start MP4."""
 
     name: str = "web_rendition"
-    mode: str = "when_needed"  # always | when_needed | never
+    # always | when_needed | never. `always` by default: a derivative is never the
+    # original's bytes (under when_needed a fitting MP4 is linked, metadata and all).
+    mode: str = "always"
     long_edge: int = 720
     max_fps: float = 30.0
     crf: int = 23
@@ -154,8 +156,15 @@ class Limits:
     min_free_bytes: int = 1024**3
     output_factor: float = 3.0
     max_duration_seconds: float = 4 * 3600.0  # video and audio
+    # Declared frames (image frames and pages, video/audio sample-table entries) and
+    # metadata blocks (EXIF, ICC, XMP, text chunks) are checked before any full decode.
+    max_frames: int = 1_000_000
+    max_metadata_bytes: int = 4 * 1024**2
     per_file_timeout_seconds: float = 120.0
     worker_memory_mb: int = 3072
+    # Each file's worker also gets a CPU-time limit (RLIMIT_CPU, all its threads): this many
+    # times the file's time limit. The kernel ends a worker past it, whatever it is doing.
+    cpu_time_factor: float = 4.0
     workers: int = 0  # 0 = one per core
     # Housekeeping removes a temp file (a killed writer's) once untouched this long; it must
     # outlast every per-file time limit, so a live writer never loses its file.

@@ -3,8 +3,10 @@ per file, and a crash or hang costs only that file."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import resource
+import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,13 +23,41 @@ TRANSIENT_ATTEMPTS = 3
 
 
 def _init_worker(memory_mb: int) -> None:
-    """Cap the worker's address space so one hostile file cannot exhaust the machine."""
+    """Cap the worker's address space so one hostile file cannot exhaust the machine; no
+    core files (a worker ended by its CPU-time limit would otherwise dump one)."""
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     from media_assets.media.images import register_plugins
 
     register_plugins()
+
+
+def _cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_limited(cpu_seconds: float | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run `fn(*args)` in this worker under a CPU-time limit of `cpu_seconds` (all threads).
+
+    RLIMIT_CPU counts the process's whole life, so the soft limit is set to what the worker
+    has used so far plus this file's allowance, and lifted again afterwards (the hard limit
+    is never lowered: it could not be raised back). Past it the kernel sends SIGXCPU, whose
+    default action ends the worker, even inside a decoder that never returns to Python; the
+    pool reports that as `cpu_time_limit`."""
+    if not cpu_seconds or cpu_seconds <= 0:
+        return fn(*args)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(_cpu_used() + cpu_seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    try:
+        return fn(*args)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
 
 def timed_call(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
@@ -77,8 +107,11 @@ class WorkerPool:
         tasks: Iterable[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
         timeout_seconds: float,
         on_outcome: Callable[[Hashable, Outcome], None] | None = None,
+        cpu_seconds: float | None = None,
     ) -> dict[Hashable, Outcome]:
-        """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key.
+        """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key, each
+        under a wall-clock limit of `timeout_seconds` and (if given) a CPU-time limit of
+        `cpu_seconds`.
 
         `on_outcome(key, outcome)` is called in this thread as each file finishes, so the
         caller stores results while the workers go on. Deterministic failures become
@@ -91,7 +124,8 @@ class WorkerPool:
         try:
             while pending:
                 pool = self._processes()
-                futures = {pool.schedule(fn, args=args, timeout=timeout_seconds): (key, fn, args)
+                futures = {pool.schedule(cpu_limited, args=(cpu_seconds, fn, *args),
+                                         timeout=timeout_seconds): (key, fn, args)
                            for key, fn, args in pending}
                 pending = []
                 for future in as_completed(futures):
@@ -131,6 +165,8 @@ def _collect(future: Any, timeout_seconds: float) -> Outcome:
     except FutureTimeout:
         return Outcome(error=Rejected("timeout", f"no result within {timeout_seconds:g} s"))
     except ProcessExpired as exc:
+        if exc.exitcode == -signal.SIGXCPU:
+            return Outcome(error=Rejected("cpu_time_limit", "the worker used up its CPU time"))
         return Outcome(error=Rejected("worker_crashed", f"exit code {exc.exitcode}"))
     except MemoryError:
         return Outcome(error=Rejected("out_of_memory", "worker memory cap reached"))

@@ -27,7 +27,7 @@ def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 120)
     the container cannot seek forward (or no keyframe follows), the frames after the previous
     keyframe are decoded instead, at most `max_frames` of them."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise Rejected("unsupported_type", "no video stream")
             stream = container.streams.video[0]
@@ -82,7 +82,7 @@ def render_poster(path: Path, specs: Sequence[DerivativeSpec],
 def cover_art(path: Path) -> Image.Image | None:
     """The embedded cover picture of an audio file (MP3 APIC, M4A covr, ...), if any."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             covers = [s for s in container.streams.video
                       if s.disposition & av.stream.Disposition.attached_pic]
             if not covers:

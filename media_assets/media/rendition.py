@@ -18,6 +18,7 @@ import numpy as np
 from media_assets.media.av_probe import probe_av
 from media_assets.media.errors import Rejected
 from media_assets.media.policy import RenditionSpec
+from media_assets.media.resample import FollowingResampler
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def transcode(path: Path, out_path: Path, plan: RenditionPlan, spec: RenditionSp
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     fps = Fraction(plan.fps).limit_denominator(1001)
     try:
-        with av.open(str(path)) as source, av.open(
+        with av.open(str(path), metadata_errors="ignore") as source, av.open(
             str(tmp), "w", format="mp4", options={"movflags": "+faststart"}
         ) as out:
             video_in = source.streams.video[0]
@@ -82,7 +83,7 @@ def transcode(path: Path, out_path: Path, plan: RenditionPlan, spec: RenditionSp
             if audio_in is not None:
                 audio_out = out.add_stream("aac", rate=48_000, layout="stereo")
                 audio_out.bit_rate = spec.audio_bitrate
-                resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48_000)
+                resampler = FollowingResampler(format="fltp", layout="stereo", rate=48_000)
             streams = [video_in] + ([audio_in] if audio_in is not None else [])
             next_index = 0
             for packet in source.demux(streams):

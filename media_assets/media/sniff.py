@@ -49,6 +49,8 @@ def sniff(header: bytes) -> Sniffed:
         return Sniffed("other", None)
     if _is_xmp(header):
         return Sniffed("sidecar", "xmp")
+    if header[:4] == b"RF64" and header[8:12] == b"WAVE":  # a WAV past 4 GiB (EBU RF64)
+        return Sniffed("audio", "wav")
     guess = filetype.guess(header)
     ext = guess.extension if guess else None
     if ext in _IMAGE:
@@ -62,12 +64,18 @@ def sniff(header: bytes) -> Sniffed:
     return Sniffed("other", ext)
 
 
+# Formats whose header Pillow parses in Python. This runs in the sensor (the daemon), not in
+# a worker: C header parsers (WebP, AVIF, HEIF) are left to the workers, where a crash or
+# hang costs one file; those files simply declare no pixels here (lane by size only).
+_SENSOR_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP")
+
+
 def declared_pixels(header: bytes) -> int | None:
     """Width x height from an image header alone, when the header holds it (no decode)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(header)) as im:
+            with Image.open(io.BytesIO(header), formats=_SENSOR_FORMATS) as im:
                 return im.width * im.height
     except Image.DecompressionBombError as exc:
         # Pillow refuses to open it at all; its message still carries the declared size.

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from media_assets.media.errors import Rejected
 from media_assets.media.policy import WaveformSpec
+from media_assets.media.resample import FollowingResampler
 
 BLOCK = 1024  # samples folded into one (min, max) pair while streaming
 
@@ -26,11 +27,11 @@ def peak_envelope(path: Path, buckets: int = 1000) -> dict[str, Any]:
     carry = np.zeros(0, dtype=np.float32)
     sample_rate = 0
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise Rejected("unsupported_type", "no audio stream")
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono")
+            resampler = FollowingResampler(format="flt", layout="mono")
             for frame in container.decode(stream):
                 sample_rate = frame.sample_rate
                 for mono in resampler.resample(frame):

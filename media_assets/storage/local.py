@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISLNK, S_ISREG
 from typing import BinaryIO
 
 from media_assets.media.errors import classify_os_errors
 from media_assets.media.housekeeping import STAGING, TEMP_MARK
+from media_assets.media.untrusted import describe_mode, open_untrusted
 from media_assets.storage.base import IGNORED_SUFFIXES, InboxEntry, is_ignored_name
+
+# Names a media file would have: a folder or special file named so is reported, not taken.
+MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic",
+                  ".heif", ".avif", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mp3",
+                  ".m4a", ".ogg", ".opus", ".flac", ".wav", ".aac", ".xmp")
 
 
 def fsync_dir(path: Path) -> None:
@@ -201,7 +208,12 @@ class LocalObjectStore:
 
 
 class LocalInbox:
-    """A folder that files are dropped into. Dotfiles and partial-download names are ignored."""
+    """A folder that files are dropped into. Dotfiles and partial-download names are ignored.
+
+    Only single-linked regular files inside the folder are ever listed or read. Symbolic
+    links (to files or folders, inside or outside), hard links, FIFOs, sockets and devices
+    are never opened or followed: `list_entries` reports them instead, as it reports folders
+    named like media files (whose files are listed as files in a folder)."""
 
     IGNORED_SUFFIXES = IGNORED_SUFFIXES
     resume_after = ""  # a folder walk is cheap: every scan is the whole folder
@@ -210,50 +222,76 @@ class LocalInbox:
         self.root = Path(root)
 
     def _path(self, name: str) -> Path:
-        if name.startswith("/") or ".." in name.split("/"):
+        if name.startswith("/") or ".." in name.split("/") or "\x00" in name:
             raise ValueError(f"invalid inbox name {name!r}")
         return self.root / name
 
     def is_ignored(self, name: str) -> bool:
         return is_ignored_name(name)
 
-    def scan(self, after: str = "") -> Iterator[InboxEntry]:
+    def scan(self, after: str = "", report: Callable[[str, str], None] | None = None
+             ) -> Iterator[InboxEntry]:
         """The whole folder, whatever `after` (the sensor's per-tick file budget bounds it)."""
-        return self.list_entries()
+        return self.list_entries(report)
 
-    def list_entries(self) -> Iterator[InboxEntry]:
+    def list_entries(self, report: Callable[[str, str], None] | None = None
+                     ) -> Iterator[InboxEntry]:
+        """The regular files waiting in the inbox (lstat only: nothing is opened or
+        followed). `report(name, why)` hears about every entry that is not taken."""
         if not self.root.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+
+        def skipped(name: str, why: str) -> None:
+            if report is not None:
+                report(name, why)
+
+        for dirpath, dirnames, filenames in os.walk(self.root):  # never follows links
+            kept = []
+            for dirname in sorted(d for d in dirnames if not d.startswith(".")):
+                name = Path(dirpath, dirname).relative_to(self.root).as_posix()
+                if os.path.islink(Path(dirpath, dirname)):
+                    skipped(name, "symbolic link to a folder (never followed)")
+                    continue
+                if dirname.lower().endswith(MEDIA_SUFFIXES):
+                    skipped(name, "a folder named like a media file (its files are taken "
+                                  "as files in a folder)")
+                kept.append(dirname)
+            dirnames[:] = kept
             for filename in sorted(filenames):
                 path = Path(dirpath, filename)
                 name = path.relative_to(self.root).as_posix()
                 if self.is_ignored(name):
                     continue
                 try:
-                    stat = path.stat()
-                except OSError:  # removed since listing, a broken or looping link, ...
+                    stat = path.lstat()
+                except FileNotFoundError:  # removed since listing
                     continue
-                if not S_ISREG(stat.st_mode):  # FIFOs, sockets, devices: never read them
+                except OSError as exc:
+                    if exc.errno == errno.ENAMETOOLONG:
+                        skipped(name, "the path is too long to open")
                     continue
-                yield InboxEntry(name=name, size=stat.st_size, mtime=stat.st_mtime)
+                if S_ISLNK(stat.st_mode):
+                    skipped(name, "symbolic link (never followed)")
+                elif not S_ISREG(stat.st_mode):  # FIFOs, sockets, devices: never opened
+                    skipped(name, f"{describe_mode(stat.st_mode)}, not a file")
+                elif stat.st_nlink > 1:
+                    skipped(name, f"hard link ({stat.st_nlink} names for one file; copy it "
+                                  "in instead)")
+                else:
+                    yield InboxEntry(name=name, size=stat.st_size, mtime=stat.st_mtime)
 
     def read_header(self, name: str, size: int) -> bytes:
-        """The first `size` bytes; non-blocking open, so a FIFO swapped in cannot hang."""
-        fd = os.open(self._path(name), os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
+        """The first `size` bytes of a regular file of its own: never through a link, and
+        a non-blocking open, so a FIFO or link swapped in after the listing is refused."""
+        with open_untrusted(self._path(name), self.root) as handle:
             return handle.read(size)
 
     def read_range(self, name: str, offset: int, size: int) -> bytes:
         """At most `size` bytes from `offset`; the same non-blocking open as read_header."""
         if offset < 0 or size < 0:
             raise ValueError(f"invalid range {offset}+{size}")
-        fd = os.open(self._path(name), os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        with open_untrusted(self._path(name), self.root) as handle:
+            return os.pread(handle.fileno(), size, offset)
 
     @contextlib.contextmanager
     def local_path(self, name: str) -> Iterator[Path]:
@@ -266,10 +304,10 @@ class LocalInbox:
         file cannot be removed: it stays. A file already gone counts as removed."""
         path = self._path(name)
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except FileNotFoundError:
             return True
-        if stat.st_size != size or stat.st_mtime != mtime:
+        if stat.st_size != size or stat.st_mtime != mtime or not S_ISREG(stat.st_mode):
             return False
         try:
             path.unlink(missing_ok=True)

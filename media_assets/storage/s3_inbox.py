@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -73,12 +73,15 @@ class S3Inbox:
         return InboxEntry(name=name, size=int(item["Size"]),
                           mtime=float(int(item["LastModified"].timestamp())))
 
-    def list_entries(self) -> Iterator[InboxEntry]:
-        """Every object, in name order (a full listing: for counts, not for the sensor)."""
+    def list_entries(self, report: Callable[[str, str], None] | None = None
+                     ) -> Iterator[InboxEntry]:
+        """Every object, in name order (a full listing: for counts, not for the sensor). An
+        object store has no links or special files: `report` never hears of one."""
         for entries, _ in self._pages():
             yield from entries
 
-    def scan(self, after: str = "") -> Iterator[InboxEntry]:
+    def scan(self, after: str = "", report: Callable[[str, str], None] | None = None
+             ) -> Iterator[InboxEntry]:
         """At most `pages_per_scan` pages, in name order, after the name `after`. Sets
         `resume_after`: the last name listed, or "" when the listing reached the end."""
         self.resume_after = ""

@@ -31,7 +31,8 @@ def av_batch(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("av")
     install = Installation(root=root, instance=DagsterInstance.ephemeral())
-    install.set_policy()
+    # when_needed (not the default): a fitting H.264 MP4 is its own rendition
+    install.set_policy(video={"rendition": {"mode": "when_needed"}})
     write_sample_av(install.inbox / "av", size=(192, 144), seconds=1.5)
     install.age_inbox()
     requests = install.tick().run_requests
@@ -69,10 +70,10 @@ def test_good_files_are_catalogued_and_broken_ones_quarantined(av_batch):
         assert found.pop("clip_hevc.mp4")["video_codec"] == "hevc"
     assert {n for n, r in found.items() if r["status"] == "ok"} == GOOD
     assert {n: (r["status"], r["reason"]) for n, r in found.items() if n not in GOOD} == {
-        "truncated.mp4": ("quarantined", "corrupt"),
+        "truncated.mp4": ("quarantined", "truncated"),
         "empty.mov": ("quarantined", "empty"),
         "garbage.mp4": ("quarantined", "unsupported_type"),
-        "header_only.wav": ("quarantined", "corrupt"),
+        "header_only.wav": ("quarantined", "truncated"),
     }
     assert {found[n]["media_kind"] for n in VIDEOS} == {"video"}
     assert {found[n]["media_kind"] for n in GOOD - VIDEOS} == {"audio"}

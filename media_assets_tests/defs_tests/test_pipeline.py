@@ -63,7 +63,9 @@ def test_quarantine_records_say_why_and_where(mixed_batch):
     records = {r["source_name"]: r for r in all_quarantine_records(install.store)}
     assert set(records) == {"broken.jpg", "empty.jpg", "notes.txt"}
     broken = records["broken.jpg"]
-    assert broken["run_id"] == run.run_id and broken["stage"] == "derivatives"
+    # cut short: intake sees it from the JPEG's structure, before any decode
+    assert broken["run_id"] == run.run_id and broken["stage"] == "originals"
+    assert broken["reason"] == "truncated"
     assert {"content_id", "reason", "error_class", "quarantined_at", "batch_key"} <= set(broken)
     assert install.store.exists(broken["bytes_key"])
 
@@ -134,7 +136,7 @@ def test_checks_pass_and_the_run_reports_tables_and_a_contact_sheet(mixed_batch)
                     for e in run.get_asset_materialization_events()}
     assert set(materialized) == {"originals", "image_metadata", "thumbnails", "previews",
                                  "catalog"}
-    assert materialized["originals"]["quarantined"].value == 2
+    assert materialized["originals"]["quarantined"].value == 3  # broken.jpg at intake too
     assert "data:image/webp;base64," in materialized["thumbnails"]["contact_sheet"].value
     assert len(materialized["catalog"]["rows"].records) == 10
 

@@ -75,6 +75,25 @@ def test_the_memory_cap_stops_a_runaway_file():
     assert outcomes["ok"].value == 4
 
 
+def spin(_: int) -> None:
+    while True:  # pure CPU, never returns
+        pass
+
+
+def test_the_cpu_time_limit_ends_a_spinning_worker_long_before_its_time_limit():
+    started = time.monotonic()
+    with WorkerPool(1, 0) as pool:
+        outcomes = pool.run([("spin", spin, (0,)), ("ok", double, (3,))], timeout_seconds=60,
+                            cpu_seconds=1)
+        # the limit is per file: a worker that spent CPU before gets its full allowance
+        again = pool.run([(i, double, (i,)) for i in range(3)], timeout_seconds=60,
+                         cpu_seconds=1)
+    assert time.monotonic() - started < 20
+    assert outcomes["spin"].error.reason == "cpu_time_limit"
+    assert outcomes["ok"].value == 6
+    assert {k: o.value for k, o in again.items()} == {0: 0, 1: 2, 2: 4}
+
+
 def test_transient_errors_are_retried_a_bounded_number_of_times(tmp_path):
     marker = tmp_path / FLAKY_MARK
     outcomes = run_isolated([("f", flaky, (str(marker),))], workers=1, timeout_seconds=30,

@@ -41,9 +41,9 @@ def test_the_policy_mode_decides_for_a_file_that_already_fits(mode, action):
 
 def test_when_needed_still_transcodes_other_codecs():
     assert plan_rendition(probe(codec="vp9", width=640, height=360, container="matroska,webm"),
-                          RenditionSpec()).action == "transcode"
+                          RenditionSpec(mode="when_needed")).action == "transcode"
     assert plan_rendition(probe(width=640, height=360, audio=("opus",)),
-                          RenditionSpec()).action == "transcode"
+                          RenditionSpec(mode="when_needed")).action == "transcode"
 
 
 def phone_clip(path, *, seconds=2, fps=60, size=(200, 120), rotation=-90, audio=True):
@@ -136,6 +136,31 @@ def test_a_fitting_mp4_is_transcoded_anyway_when_browsers_cannot_play_it_as_it_i
 
     ten_bit = probe(width=640, height=360)
     ten_bit["video"][0]["pixel_format"] = "yuv422p10le"
-    assert plan_rendition(ten_bit, RenditionSpec()).action == "transcode"
+    assert plan_rendition(ten_bit, RenditionSpec(mode="when_needed")).action == "transcode"
     assert moov_first(write_video(tmp_path / "web.mp4", faststart=True))
     assert not moov_first(write_video(tmp_path / "camera.mp4"))  # index at the end
+
+
+def test_by_default_every_derivative_is_re_encoded_with_the_source_metadata_stripped(tmp_path):
+    """No byte pass-through: even an H.264/AAC fast-start MP4 that fits every limit is
+    transcoded, and no container tag of the source (title, GPS location) follows it."""
+    from media_assets.media.audio_preview import render_audio_preview
+    from media_assets.media.policy import Policy
+    from media_assets.media.rendition import render_web_rendition
+    from media_assets.samples.av import write_audio, write_video
+
+    secret = {"title": "secret", "location": "+48.8584+002.2945/", "comment": "gps"}
+    source = write_video(tmp_path / "fits.mp4", tags=secret, faststart=True)
+    assert Policy().video.rendition.mode == "always"
+    plan = render_web_rendition(source, tmp_path / "r.mp4", Policy().video.rendition)
+    assert plan["action"] == "transcode"
+    assert (tmp_path / "r.mp4").read_bytes() != source.read_bytes()
+    song = write_audio(tmp_path / "song.mp3", "libmp3lame", tags={"title": "secret",
+                                                                  "artist": "someone"})
+    render_audio_preview(song, tmp_path / "p.m4a")
+    for output in (tmp_path / "r.mp4", tmp_path / "p.m4a"):
+        with av.open(str(output)) as container:
+            tags = {**container.metadata, **{k: v for s in container.streams
+                                             for k, v in s.metadata.items()}}
+        assert not {"title", "location", "location-eng", "comment", "artist"} & set(tags)
+        assert "secret" not in " ".join(tags.values())
