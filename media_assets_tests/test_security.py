@@ -4,6 +4,7 @@ Dagster's EnvVar (never in code, config files or the UI)."""
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,10 +95,12 @@ def test_secrets_come_only_through_envvar(tmp_path):
     assert "env: MEDIA_ASSETS_PG_URL" in (ROOT / "deploy" / "dagster.postgres.yaml").read_text()
 
 
-@pytest.mark.parametrize("pattern", ["hooks.slack.com/services/T", "postgresql://postgres:",
-                                     "aws_secret_access_key", "AKIA"])
+@pytest.mark.parametrize("pattern", [
+    r"hooks\.slack\.com/services/T", r"postgresql(\+\w+)?://\w+:[^@\s]+@",
+    r"aws_secret_access_key\s*[:=]\s*[\"']?[A-Za-z0-9/+]{20,}",  # a value, not the field
+    r"AKIA[0-9A-Z]{16}"])
 def test_no_secret_is_written_into_the_code_or_its_configuration(pattern):
     texts = [p for folder in ("media_assets", "deploy") for p in (ROOT / folder).rglob("*")
              if p.is_file() and p.suffix in (".py", ".yaml", ".yml", ".toml", ".json")]
     texts += [ROOT / "dagster.yaml", ROOT / "policy.yaml", ROOT / "workspace.yaml"]
-    assert [str(p) for p in texts if pattern in p.read_text()] == []
+    assert [str(p) for p in texts if re.search(pattern, p.read_text())] == []
