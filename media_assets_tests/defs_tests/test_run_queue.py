@@ -169,6 +169,18 @@ def test_the_postgres_deploy_queues_runs_like_the_local_instance():
     assert run_queue_of("deploy/dagster.postgres.yaml") == run_queue_of("dagster.yaml")
 
 
+@pytest.mark.parametrize("config", ["dagster.yaml", "deploy/dagster.postgres.yaml",
+                                    "deploy/dagster.k8s.yaml"])
+def test_a_run_whose_process_died_is_run_again_but_a_failing_step_is_not(config, tmp_path):
+    """A batch's run killed by the OOM killer or a lost node would leave its files in an
+    open batch (its run key is spent): Dagster's run retries run it again; failing steps
+    have their own RetryPolicy, so a run that failed on them is not repeated."""
+    retries = yaml.safe_load((REPO / config).read_text())["run_retries"]
+    with instance_for_test(overrides={"run_retries": retries}) as instance:
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
+
+
 def test_a_tenfold_spike_on_the_kubernetes_deploy_queues_instead_of_overloading(install):
     """40 batch runs at once (10x the 4 run slots) under deploy/dagster.k8s.yaml's queue."""
     from dagster import RunRequest
