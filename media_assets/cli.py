@@ -21,7 +21,7 @@ from typing import Any
 
 from media_assets.media.catalog import (
     compact,
-    lookup,
+    find,
     read_arrivals,
     read_catalog,
     stale_derivatives,
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default=os.environ.get("MEDIA_ASSETS_STORE", "data/store"))
     parser.add_argument("--policy", default=os.environ.get("MEDIA_ASSETS_POLICY", "policy.yaml"))
     commands = parser.add_subparsers(dest="command", required=True)
-    find = commands.add_parser("lookup", help="a file's batch, run, derivatives and row")
-    find.add_argument("query", help="source name or content id (8+ hex digits)")
+    lookup = commands.add_parser("lookup", help="a file's batch, run, derivatives and row")
+    lookup.add_argument("query", help="source name or content id (8+ hex digits)")
     commands.add_parser("stale", help="derivatives whose spec changed (a dry run of rebuild)")
     commands.add_parser("compact", help="rewrite the catalog index")
     commands.add_parser("reconcile", help="compare the store with the catalog")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     store = _open_store(args.store)
 
     if args.command == "lookup":
-        matches = lookup(read_catalog(store), args.query)
+        matches = find(store, args.query)
         for row in matches.iter_rows(named=True):
             if row["status"] != "ok":
                 row["quarantine_record"] = quarantine_records(store, row["batch_key"]).get(

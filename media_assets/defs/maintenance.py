@@ -33,11 +33,13 @@ from media_assets.defs.jobs import OP_OF_ASSET, REBUILT_BY, process_batch_job
 from media_assets.defs.queue import queue_tags
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.catalog import (
+    STALE_COLUMNS,
     content_view,
+    find,
     latest_fragments,
-    lookup,
     read_catalog,
     read_fragments,
+    related_rows,
     stale_derivatives,
 )
 from media_assets.media.contact_sheet import data_uri
@@ -56,8 +58,7 @@ class LookupConfig(Config):
 @op(description="Find a file by source name or content id: batch, run, derivatives, row.")
 def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaStorage) -> None:
     store = storage.store()
-    arrivals = read_catalog(store)
-    matches = lookup(arrivals, config.query)
+    matches = find(store, config.query)  # reads only the index row groups that can match
     if matches.is_empty():
         context.add_output_metadata({"matches": 0})
         context.log.warning(f"nothing in the catalog matches {config.query!r}")
@@ -73,7 +74,7 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
         "latest": MetadataValue.json(_jsonable(latest)),
     }
     metadata["provenance"] = MetadataValue.json(provenance(store, matches, latest))
-    linked = linked_rows(arrivals, latest["content_id"])
+    linked = linked_rows(related_rows(store, latest), latest["content_id"])
     if linked:
         metadata["linked_files"] = MetadataValue.json(linked)
     if latest["status"] != "ok":
@@ -199,7 +200,8 @@ def _scan_for_stale(context: SensorEvaluationContext, store, rules,
     full = (state.get("specs") != specs or not state.get("full_at")
             or now - datetime.fromisoformat(state["full_at"]) >= FULL_SCAN_EVERY)
     if full:
-        arrivals, scanned = read_catalog(store), f"all {len(fragments)} batches read"
+        arrivals = read_catalog(store, columns=STALE_COLUMNS)
+        scanned = f"all {len(fragments)} batches read"
     else:
         since = _minus(state.get("newest", ""), OVERLAP)  # a write racing the listing
         fresh = [key for key in fragments.values() if _stamp(key) > since]

@@ -111,9 +111,17 @@ def empty_arrivals() -> pl.DataFrame:
     return pl.from_arrow(ARRIVAL_SCHEMA.empty_table())  # type: ignore[return-value]
 
 
-def _read_parquet(store: Any, key: str) -> pl.DataFrame:
+def _read_parquet(store: Any, key: str, columns: list[str] | None = None,
+                  where: pl.Expr | None = None) -> pl.DataFrame:
+    """A Parquet object; `columns` and `where` are pushed down into the scan, so a narrow
+    read of the big index touches only those columns and the row groups that can match."""
     with store.local_path(key) as path:
-        return pl.read_parquet(path)
+        if columns is None and where is None:
+            return pl.read_parquet(path)
+        frame = pl.scan_parquet(path)
+        if where is not None:
+            frame = frame.filter(where)
+        return (frame.select(columns) if columns else frame).collect()
 
 
 def read_index_manifest(store: Any) -> dict[str, Any] | None:
@@ -121,30 +129,35 @@ def read_index_manifest(store: Any) -> dict[str, Any] | None:
     return json.loads(store.read_bytes(manifests[-1])) if manifests else None
 
 
-def read_arrivals(store: Any, attempts: int = 3) -> pl.DataFrame:
-    """Every arrival row: the compacted index plus the fragments written since it. A batch
-    re-catalogued between listing and reading replaces its fragment: list again."""
+def read_arrivals(store: Any, attempts: int = 3, columns: list[str] | None = None,
+                  where: pl.Expr | None = None) -> pl.DataFrame:
+    """Every arrival row (only `columns`, only rows matching `where`): the compacted index plus
+    the fragments written since it. A batch re-catalogued between listing and reading
+    replaces its fragment: list again."""
     for attempt in range(attempts):
         try:
-            return _read_arrivals_once(store)
+            return _read_arrivals_once(store, columns, where)
         except FileNotFoundError:
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _read_arrivals_once(store: Any) -> pl.DataFrame:
+def _read_arrivals_once(store: Any, columns: list[str] | None = None,
+                        where: pl.Expr | None = None) -> pl.DataFrame:
     latest = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     manifest = read_index_manifest(store)
     frames: list[pl.DataFrame] = []
     covered: dict[str, str] = manifest["fragments"] if manifest else {}
     fresh = {batch: key for batch, key in latest.items() if covered.get(batch) != key}
+    wanted = None if columns is None else sorted({*columns, "batch_key"})
     if manifest:
-        index = _read_parquet(store, manifest["index_key"])
+        index = _read_parquet(store, manifest["index_key"], wanted, where)
         frames.append(index.filter(~pl.col("batch_key").is_in(list(fresh))))
-    frames.extend(_read_parquet(store, key) for key in fresh.values())
+    frames.extend(_read_parquet(store, key, wanted, where) for key in fresh.values())
     if not frames:
-        return empty_arrivals()
+        empty = empty_arrivals()
+        return empty.select(wanted) if wanted else empty
     return pl.concat(frames, how="diagonal_relaxed")
 
 
@@ -156,10 +169,20 @@ def read_fragments(store: Any, keys: Iterable[str]) -> pl.DataFrame:
     return with_lifecycle(arrivals, read_lifecycle(store))
 
 
-def read_catalog(store: Any) -> pl.DataFrame:
+def read_catalog(store: Any, columns: list[str] | None = None,
+                 where: pl.Expr | None = None) -> pl.DataFrame:
     """Arrival rows plus each content's lifecycle: `tier` (hot / cold / null once purged)
-    and `purged_at`. What people read; `read_arrivals` is what the catalog stores."""
-    return with_lifecycle(read_arrivals(store), read_lifecycle(store))
+    and `purged_at`. What people read; `read_arrivals` is what the catalog stores. A
+    narrow read (`columns`, `where`) of a million-row catalog costs a fraction of a full one."""
+    if columns is not None:
+        columns = sorted({*columns, "content_id", "status", "original_key"})  # lifecycle
+    return with_lifecycle(read_arrivals(store, columns=columns, where=where),
+                          read_lifecycle(store))
+
+
+# What `stale_derivatives` (through `content_view`) needs: not metadata, not timings.
+STALE_COLUMNS = ["content_id", "source_name", "batch_key", "arrived_at", "cataloged_at",
+                 "status", "media_kind", "derivatives", "live_photo_id", "name_stem"]
 
 
 def compact(store: Any, now: datetime) -> dict[str, Any]:
@@ -209,6 +232,11 @@ def content_view(arrivals: pl.DataFrame) -> pl.DataFrame:
 def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:
     """Arrival rows for a content id (full or a prefix of 8+ hex digits), a source name, or
     the key or path of an original or derivative (which names its content id)."""
+    return arrivals.filter(lookup_filter(query)).sort("cataloged_at")
+
+
+def lookup_filter(query: str) -> pl.Expr:
+    """The rows `lookup` finds, as an expression (pushed down into a catalog read)."""
     query = query.strip()
     embedded = re.search(r"[0-9a-f]{64}", query.lower())
     if embedded and embedded.group(0) != query.lower():  # a store key or path: its content id
@@ -217,7 +245,21 @@ def lookup(arrivals: pl.DataFrame, query: str) -> pl.DataFrame:
         False
     )
     by_name = (pl.col("source_name") == query) | pl.col("source_name").str.ends_with(f"/{query}")
-    return arrivals.filter(by_id | by_name).sort("cataloged_at")
+    return by_id | by_name
+
+
+def find(store: Any, query: str) -> pl.DataFrame:
+    """`lookup` on the store's catalog, reading only the row groups that can match."""
+    return read_catalog(store, where=lookup_filter(query)).sort("cataloged_at")
+
+
+def related_rows(store: Any, row: dict[str, Any]) -> pl.DataFrame:
+    """The catalog rows that can be linked to `row` (same live photo id or name stem)."""
+    keys = [pl.col(c) == row[c] for c in ("live_photo_id", "name_stem") if row.get(c)]
+    where = pl.col("content_id") == row["content_id"]
+    for key in keys:
+        where = where | key
+    return read_catalog(store, where=where)
 
 
 def stale_derivatives(arrivals: pl.DataFrame, policy: Policy) -> pl.DataFrame:
