@@ -38,7 +38,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from measure import cpu_busy_since, cpu_times, mib, pss_bytes, rss_bytes, save_and_report, sha256_of
+from measure import (
+    cpu_busy_since,
+    cpu_times,
+    mib,
+    pss_bytes,
+    rss_bytes,
+    save_and_report,
+    sha256_of,
+    tree_pids,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
@@ -100,8 +109,6 @@ def ensure_clips(files_dir: Path, args: argparse.Namespace) -> list[Path]:
     return clips
 
 
-
-
 def media_seconds(path: Path) -> float:
     """The clip's duration from its container header."""
     import av
@@ -112,20 +119,6 @@ def media_seconds(path: Path) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Measuring: RSS of a process tree, machine CPU (as in ingest_benchmark.py; /proc, no psutil)
-
-
-def _proc_table() -> dict[int, int]:
-    """pid -> ppid for every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        table[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
-    return table
 
 
 
@@ -143,14 +136,7 @@ class TreeSampler(threading.Thread):
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
-        children: dict[int, list[int]] = {}
-        for pid, ppid in _proc_table().items():
-            children.setdefault(ppid, []).append(pid)
-        tree, todo = [], [self.root_pid]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo.extend(children.get(pid, []))
+        tree = tree_pids(self.root_pid)
         sizes = [rss_bytes(pid) for pid in tree]
         self.max_total = max(self.max_total, sum(sizes))
         self.max_single = max(self.max_single, *sizes)
