@@ -10,7 +10,7 @@ from pydantic import Field
 from media_assets.defs.common import table
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.media.audit import append, audit_record
-from media_assets.media.catalog import content_view, read_catalog
+from media_assets.media.catalog import STALE_COLUMNS, content_view, read_catalog
 from media_assets.media.manifest import load_step_results
 from media_assets.media.rollout import (
     RENDER_MS_STEP,
@@ -24,7 +24,7 @@ from media_assets.media.rollout import (
 def rollout_report_op(context: OpExecutionContext, storage: MediaStorage,
                       policy: PolicyResource) -> None:
     store, rules = storage.store(), policy.load()
-    view = content_view(read_catalog(store))
+    view = content_view(read_catalog(store, columns=STALE_COLUMNS))
     ok = view.filter(view["status"] == "ok") if view.height else view
     metadata = {"canaries": len(rules.canaries)}
     for name in sorted(rules.canaries):
@@ -56,7 +56,7 @@ class CollectConfig(Config):
 def collect_derivatives_op(context: OpExecutionContext, config: CollectConfig,
                            storage: MediaStorage, policy: PolicyResource) -> None:
     store, rules = storage.store(), policy.load()
-    keep = referenced_hashes(rules, content_view(read_catalog(store)))
+    keep = referenced_hashes(rules, content_view(read_catalog(store, columns=STALE_COLUMNS)))
     found = unreferenced_derivatives(store, keep)
     rows = [{"spec": spec, "files": len(keys), "bytes": sum(store.size(k) for k in keys)}
             for spec, keys in sorted(found.items())]

@@ -24,7 +24,7 @@ from media_assets.defs.archive import FIRST_DAY, catalog_index
 from media_assets.defs.common import STORAGE_RETRY, table
 from media_assets.defs.partitions import OWNERS, media_tags
 from media_assets.defs.resources import AlertNotifier, MediaStorage, PolicyResource
-from media_assets.media.catalog import content_view, read_catalog
+from media_assets.media.catalog import STALE_COLUMNS, content_view, read_catalog
 from media_assets.media.control import note_budgets
 from media_assets.media.usage import (
     budget_statuses,
@@ -53,7 +53,8 @@ def usage(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyR
     day = date.fromisoformat(context.partition_key)
     end_of_day = datetime.combine(day + timedelta(days=1), time(), UTC)
     records = read_usage(store, day.isoformat())
-    held = stored_bytes(content_view(read_catalog(store)), end_of_day)
+    view = content_view(read_catalog(store, columns=[*STALE_COLUMNS, "bytes"]))
+    held = stored_bytes(view, end_of_day)
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     priced = price_day(records, held, rules.costs.prices, days_in_month)
     store.put_bytes(f"{USAGE_DAILY_PREFIX}date={day.isoformat()}/usage.parquet",

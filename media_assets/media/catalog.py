@@ -180,7 +180,8 @@ def read_catalog(store: Any, columns: list[str] | None = None,
                           read_lifecycle(store))
 
 
-# What `stale_derivatives` (through `content_view`) needs: not metadata, not timings.
+# What `content_view` and the scans over it (stale derivatives, spec references, usage)
+# need: not metadata, not timings.
 STALE_COLUMNS = ["content_id", "source_name", "batch_key", "arrived_at", "cataloged_at",
                  "status", "media_kind", "derivatives", "live_photo_id", "name_stem"]
 
