@@ -239,8 +239,8 @@ def _durable_rename(tmp: Path, target: Path) -> None:
 
 def bare_one(task: tuple[str, str, tuple, int, int]) -> tuple[str, float, int, int]:
     """Stream + hash + store the original, extract metadata, render and store derivatives."""
-    from media_assets.media.images import extract_metadata, render_derivatives
-    from media_assets.media.layout import derivative_key, metadata_key, original_key
+    from media_assets.codec.images import extract_metadata, render_derivatives
+    from media_assets.records.layout import derivative_key, metadata_key, original_key
 
     source, store_str, specs, max_pixels, draft_edge = task
     started = time.perf_counter()
@@ -281,7 +281,7 @@ def bare_one(task: tuple[str, str, tuple, int, int]) -> tuple[str, float, int, i
 
 
 def run_bare(files: list[Path], store: Path, policy_path: Path) -> dict[str, Any]:
-    from media_assets.media.policy import load_policy
+    from media_assets.core.policy import load_policy
 
     rules = load_policy(policy_path)
     specs = tuple(rules.derivatives)
@@ -621,8 +621,8 @@ def _summarise_runs(runs: list[dict]) -> dict[str, Any]:
 
 def run_pipeline(args: argparse.Namespace, run_dir: Path, flood: list[Path],
                  latency: list[Path], shas: dict[Path, str], policy_path: Path) -> dict:
-    from media_assets.media.layout import derivative_key
-    from media_assets.media.policy import load_policy
+    from media_assets.core.policy import load_policy
+    from media_assets.records.layout import derivative_key
 
     spec = load_policy(policy_path).derivative("thumbnail")
 

@@ -456,8 +456,8 @@ class CatalogWatch:
     def catalogued(self) -> set[str]:
         import polars as pl
 
-        from media_assets.media.catalog import latest_fragments
-        from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
+        from media_assets.records.catalog import latest_fragments
+        from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
 
         ids: set[str] = set()
         for key in latest_fragments(self.store.list(CATALOG_FRAGMENTS_PREFIX)).values():
@@ -571,9 +571,9 @@ class Live:
 
 def run_live(args: argparse.Namespace, ctx: dict[str, Any], flood: list[Path],
              extra: list[Path], shas: dict[Path, str]) -> dict[str, Any]:
-    from media_assets.media.catalog import read_arrivals
-    from media_assets.media.layout import spec_output_key
-    from media_assets.media.policy import load_policy
+    from media_assets.core.policy import load_policy
+    from media_assets.records.catalog import read_arrivals
+    from media_assets.records.layout import spec_output_key
 
     thumbnail = load_policy(ctx["policy"]).derivative("thumbnail")
     store = open_store(ctx["store_root"])
@@ -638,7 +638,7 @@ REASONS = ("truncated", "corrupt", "empty", "unsupported_type")
 
 def _template_row(store: Any) -> dict[str, Any] | None:
     """A real image row of the live part, to give seeded rows realistic metadata."""
-    from media_assets.media.catalog import read_arrivals
+    from media_assets.records.catalog import read_arrivals
 
     arrivals = read_arrivals(store)
     ok = arrivals.filter((arrivals["status"] == "ok") & (arrivals["media_kind"] == "image"))
@@ -649,7 +649,7 @@ def synthetic_rows(rng: random.Random, batch: str, at: datetime, count: int, cou
                    policy: Any, template: dict[str, Any] | None) -> list[dict[str, Any]]:
     """`count` arrival rows of one batch: random content ids, names in folders, mostly
     images (some video and audio), ~2 % quarantined, derivatives under the current specs."""
-    from media_assets.media.layout import original_key, spec_output_key
+    from media_assets.records.layout import original_key, spec_output_key
 
     base = dict(template or {})
     for drop in ("tier", "purged_at", "schema_version"):
@@ -714,9 +714,9 @@ def seed_history(args: argparse.Namespace, ctx: dict[str, Any], instance: Any) -
     runless `catalog` materialisations (optional): what a long-lived deployment holds."""
     from dagster import AssetMaterialization
 
-    from media_assets.media.batching import batch_key
-    from media_assets.media.catalog import fragment_bytes, fragment_key
-    from media_assets.media.policy import load_policy
+    from media_assets.core.policy import load_policy
+    from media_assets.operations.batching import batch_key
+    from media_assets.records.catalog import fragment_bytes, fragment_key
 
     store, policy = open_store(ctx["store_root"]), load_policy(ctx["policy"])
     rng = random.Random(args.seed)
@@ -799,7 +799,8 @@ def catalog_probe(task: str, store_root: str, policy_path: str, query: str) -> d
     warnings.filterwarnings("ignore", module="dagster")
     import polars as pl
 
-    from media_assets.media.catalog import (
+    from media_assets.core.policy import load_policy
+    from media_assets.records.catalog import (
         compact,
         lookup,
         read_arrivals,
@@ -807,7 +808,6 @@ def catalog_probe(task: str, store_root: str, policy_path: str, query: str) -> d
         read_index_manifest,
         stale_derivatives,
     )
-    from media_assets.media.policy import load_policy
 
     store = open_store(store_root)
     policy = load_policy(policy_path)
@@ -864,8 +864,8 @@ def probe(task: str, ctx: dict[str, Any], query: str = "") -> dict[str, Any]:
 
 def run_history(args: argparse.Namespace, ctx: dict[str, Any], probe_files: list[Path],
                 shas: dict[Path, str]) -> dict[str, Any]:
-    from media_assets.media.layout import spec_output_key
-    from media_assets.media.policy import load_policy
+    from media_assets.core.policy import load_policy
+    from media_assets.records.layout import spec_output_key
 
     result: dict[str, Any] = {}
     print(f"seeding {args.history_rows} rows in {args.history_batches} batches ...", flush=True)

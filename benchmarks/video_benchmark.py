@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "benchmarks" / "out"
 
 # The web rendition as policy.yaml specifies it (video.rendition); the bare loop hard-codes it
-# on purpose, so it does not share a line of code with media_assets.media.rendition.
+# on purpose, so it does not share a line of code with media_assets.codec.rendition.
 LONG_EDGE = 720
 MAX_FPS = 30
 CRF = 23
@@ -398,8 +398,8 @@ def run_pipeline(clips: list[Path], run_dir: Path, policy_path: Path, mode: str,
         PolicyResource,
     )
     from media_assets.defs.sensors import inbox_sensor
-    from media_assets.media.catalog import read_arrivals
-    from media_assets.media.manifest import all_quarantine_records, load_manifest
+    from media_assets.records.catalog import read_arrivals
+    from media_assets.records.manifest import all_quarantine_records, load_manifest
     from media_assets.storage import LocalObjectStore
 
     inbox, store_root, policy_copy = run_dir / "inbox", run_dir / "store", run_dir / "policy.yaml"

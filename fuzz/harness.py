@@ -6,17 +6,17 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from media_assets.media import structure
-from media_assets.media.audio_preview import render_audio_preview
-from media_assets.media.av_probe import probe_av
-from media_assets.media.errors import Rejected
-from media_assets.media.images import extract_metadata, render_derivatives
-from media_assets.media.intake import stage_file
-from media_assets.media.policy import DerivativeSpec, Limits, RenditionSpec, WaveformSpec
-from media_assets.media.poster import render_still
-from media_assets.media.rendition import render_web_rendition
-from media_assets.media.sniff import declared_pixels, sniff
-from media_assets.media.waveform import render_waveform
+from media_assets.codec import structure
+from media_assets.codec.audio_preview import render_audio_preview
+from media_assets.codec.av_probe import probe_av
+from media_assets.codec.images import extract_metadata, render_derivatives
+from media_assets.codec.intake import stage_file
+from media_assets.codec.poster import render_still
+from media_assets.codec.rendition import render_web_rendition
+from media_assets.codec.sniff import declared_pixels, sniff
+from media_assets.codec.waveform import render_waveform
+from media_assets.core.errors import Rejected
+from media_assets.core.policy import DerivativeSpec, Limits, RenditionSpec, WaveformSpec
 
 LIMITS = Limits(max_file_bytes=8 * 1024**2, max_pixels=4_000_000, max_frames=2_000,
                 max_duration_seconds=120, max_metadata_bytes=1024**2)

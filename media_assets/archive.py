@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from media_assets.media.archive import day_folders, verify_day
+from media_assets.records.archive import day_folders, verify_day
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,17 +19,17 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from media_assets.media.catalog import (
+from media_assets.core.policy import load_policy
+from media_assets.operations.housekeeping import remove_stale_temp_files
+from media_assets.records.catalog import (
     compact,
     find,
     read_arrivals,
     read_catalog,
     stale_derivatives,
 )
-from media_assets.media.housekeeping import remove_stale_temp_files
-from media_assets.media.manifest import quarantine_records
-from media_assets.media.policy import load_policy
-from media_assets.media.reconcile import reconcile
+from media_assets.records.manifest import quarantine_records
+from media_assets.records.reconcile import reconcile
 from media_assets.storage import LocalObjectStore
 from media_assets.storage.s3 import is_s3_url
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from media_assets.media.images import register_plugins
+from media_assets.codec.images import register_plugins
 from media_assets.samples.av import write_audio, write_video, write_xmp_sidecar
 
 # name -> writer of a small valid file of that type

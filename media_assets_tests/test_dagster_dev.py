@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from media_assets.media.catalog import read_arrivals
+from media_assets.records.catalog import read_arrivals
 from media_assets.samples import write_sample_images
 from media_assets.samples.av import write_video
 from media_assets.storage import LocalObjectStore

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fuzz.harness import TARGETS
-from media_assets.media.pool import WorkerPool
+from media_assets.codec.pool import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"

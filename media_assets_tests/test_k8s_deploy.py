@@ -27,7 +27,7 @@ from dagster_k8s.job import (
 )
 
 from media_assets.defs.executors import k8s_config
-from media_assets.media.lane_pods import lane_pod_tags, load_lane_pods
+from media_assets.operations.lane_pods import lane_pod_tags, load_lane_pods
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

@@ -4,7 +4,7 @@ says which job, which batch and why."""
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from media_assets.defs.resources import AlertNotifier, MediaStorage
-from media_assets.media.alerts import Alert, raise_alert
+from media_assets.operations.alerts import Alert, raise_alert
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,

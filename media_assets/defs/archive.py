@@ -35,7 +35,7 @@ from media_assets.defs.catalog import catalog
 from media_assets.defs.common import STORAGE_RETRY
 from media_assets.defs.partitions import OWNERS, media_tags
 from media_assets.defs.resources import InboxResource, MediaStorage
-from media_assets.media.archive import (
+from media_assets.records.archive import (
     batch_day,
     build_day,
     collect_due,
@@ -46,16 +46,16 @@ from media_assets.media.archive import (
     verify_stored_day,
     write_day,
 )
-from media_assets.media.catalog import (
+from media_assets.records.catalog import (
     SCHEMA_VERSION,
     compact,
     content_view,
     latest_fragments,
     read_arrivals,
 )
-from media_assets.media.contract import contract, incompatibilities
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.media.manifest import claimed_inbox_names
+from media_assets.records.contract import contract, incompatibilities
+from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
+from media_assets.records.manifest import claimed_inbox_names
 
 ARCHIVE_VERSION = "catalog_archive-1"
 # Superseded data files stay this long after their manifest was replaced (readers in flight).

@@ -7,6 +7,11 @@ from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, asset_check
 
+from media_assets.codec.av_inspect import (
+    inspect_audio_preview,
+    inspect_rendition,
+    inspect_waveform,
+)
 from media_assets.defs.av_derivatives import (
     audio_preview,
     poster,
@@ -21,14 +26,9 @@ from media_assets.defs.common import batch_files
 from media_assets.defs.metadata import load_metadata
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
-from media_assets.media.av_inspect import (
-    inspect_audio_preview,
-    inspect_rendition,
-    inspect_waveform,
-)
-from media_assets.media.layout import spec_output_key
-from media_assets.media.manifest import load_step_results
-from media_assets.media.rollout import inspect_derivative
+from media_assets.operations.rollout import inspect_derivative
+from media_assets.records.layout import spec_output_key
+from media_assets.records.manifest import load_step_results
 
 
 def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: DecodeWorkers,

@@ -13,6 +13,10 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from media_assets.codec.audio_preview import render_audio_preview
+from media_assets.codec.poster import render_still
+from media_assets.codec.rendition import render_web_rendition
+from media_assets.codec.waveform import render_waveform
 from media_assets.defs.common import (
     STORAGE_RETRY,
     RenderConfig,
@@ -25,12 +29,8 @@ from media_assets.defs.derivatives import contact_sheet_markdown
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
-from media_assets.media.audio_preview import render_audio_preview
-from media_assets.media.layout import derivative_key, spec_output_key
-from media_assets.media.manifest import load_step_results, record_spec, save_step_results
-from media_assets.media.poster import render_still
-from media_assets.media.rendition import render_web_rendition
-from media_assets.media.waveform import render_waveform
+from media_assets.records.layout import derivative_key, spec_output_key
+from media_assets.records.manifest import load_step_results, record_spec, save_step_results
 
 # The pool that every transcode takes a slot of (limit set per instance, see the README).
 TRANSCODE_POOL = "transcode"

@@ -8,6 +8,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
+from media_assets.codec.av_probe import probe_av
 from media_assets.defs.common import (
     STORAGE_RETRY,
     batch_files,
@@ -19,8 +20,7 @@ from media_assets.defs.intake import originals
 from media_assets.defs.metadata import EXTRACTOR_VERSION, load_metadata
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
-from media_assets.media.av_probe import probe_av
-from media_assets.media.layout import metadata_key
+from media_assets.records.layout import metadata_key
 
 # Extractor versions name the metadata folders: a new version re-extracts into a new folder.
 VIDEO_EXTRACTOR = "video-v1"

@@ -10,6 +10,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from PIL import Image
 
+from media_assets.core.policy import Policy
 from media_assets.defs.av_derivatives import av_assets, rendition_key, waveform_image_key
 from media_assets.defs.av_metadata import METADATA_VERSIONS, audio_metadata, video_metadata
 from media_assets.defs.common import STORAGE_RETRY, record_usage, require_intake, table
@@ -18,12 +19,11 @@ from media_assets.defs.intake import INTAKE_VERSION
 from media_assets.defs.metadata import image_metadata, load_metadata
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.breaker import record_outcomes
-from media_assets.media.catalog import fragment_bytes, fragment_key, read_batch_fragment
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
-from media_assets.media.links import live_photo_id, name_stem
-from media_assets.media.manifest import load_step_results, quarantine_records
-from media_assets.media.policy import Policy
+from media_assets.operations.breaker import record_outcomes
+from media_assets.records.catalog import fragment_bytes, fragment_key, read_batch_fragment
+from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
+from media_assets.records.links import live_photo_id, name_stem
+from media_assets.records.manifest import load_step_results, quarantine_records
 
 CATALOG_VERSION = "catalog-1"
 

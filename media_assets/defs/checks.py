@@ -14,17 +14,17 @@ from dagster import (
     asset_check,
 )
 
+from media_assets.codec.intake import hash_file
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import batch_files, require_intake, stored_files
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import AlertNotifier, MediaStorage, PolicyResource
-from media_assets.media.alerts import Alert, raise_alert
-from media_assets.media.catalog import read_batch_fragment
-from media_assets.media.intake import hash_file
-from media_assets.media.layout import spec_output_key
-from media_assets.media.retention import purged_contents
-from media_assets.media.rollout import inspect_derivative
+from media_assets.operations.alerts import Alert, raise_alert
+from media_assets.operations.rollout import inspect_derivative
+from media_assets.records.catalog import read_batch_fragment
+from media_assets.records.layout import spec_output_key
+from media_assets.records.retention import purged_contents
 
 
 def check_result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckResult:

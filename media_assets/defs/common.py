@@ -22,17 +22,17 @@ from dagster import (
     TableSchema,
 )
 
-from media_assets.media.errors import Rejected
-from media_assets.media.manifest import (
+from media_assets.codec.pool import Outcome, timed_call
+from media_assets.core.errors import Rejected
+from media_assets.core.policy import Limits
+from media_assets.operations.usage import meter_of, save_usage, summary
+from media_assets.records.manifest import (
     load_manifest,
     quarantine,
     quarantine_records,
     save_step_timings,
 )
-from media_assets.media.policy import Limits
-from media_assets.media.pool import Outcome, timed_call
-from media_assets.media.retention import purged_contents
-from media_assets.media.usage import meter_of, save_usage, summary
+from media_assets.records.retention import purged_contents
 
 # Transient storage trouble that outlives the in-step retries fails the step; Dagster then
 # retries the whole step a bounded number of times. Bad files never raise: they quarantine.

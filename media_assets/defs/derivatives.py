@@ -17,6 +17,8 @@ from dagster import (
     multi_asset,
 )
 
+from media_assets.codec.contact_sheet import contact_sheet, data_uri
+from media_assets.codec.images import render_specs
 from media_assets.defs.common import (
     STORAGE_RETRY,
     RenderConfig,
@@ -27,11 +29,9 @@ from media_assets.defs.common import (
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
-from media_assets.media.contact_sheet import contact_sheet, data_uri
-from media_assets.media.images import render_specs
-from media_assets.media.layout import spec_output_key
-from media_assets.media.manifest import load_step_results, record_spec, save_step_results
-from media_assets.media.rollout import RENDER_MS_STEP, compare
+from media_assets.operations.rollout import RENDER_MS_STEP, compare
+from media_assets.records.layout import spec_output_key
+from media_assets.records.manifest import load_step_results, record_spec, save_step_results
 
 # Asset name -> derivative name in the policy.
 DERIVATIVE_ASSETS = {"thumbnails": "thumbnail", "previews": "preview"}

@@ -26,10 +26,10 @@ from media_assets.defs.resources import (
     MediaStorage,
     PolicyResource,
 )
-from media_assets.media.alerts import Alert, raise_alert
-from media_assets.media.batching import LANES
-from media_assets.media.freshness import oldest_pending
-from media_assets.media.manifest import claimed_inbox_names, unreadable_files
+from media_assets.operations.alerts import Alert, raise_alert
+from media_assets.operations.batching import LANES
+from media_assets.operations.freshness import oldest_pending
+from media_assets.records.manifest import claimed_inbox_names, unreadable_files
 
 
 def utcnow() -> datetime:

@@ -14,6 +14,12 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from media_assets.codec.intake import StagedFile, hash_file, stage_file
+from media_assets.codec.pool import Outcome, timed_call
+from media_assets.codec.sniff import sniff
+from media_assets.codec.untrusted import display_names, open_untrusted
+from media_assets.core.errors import Rejected
+from media_assets.core.store import with_transient_retries
 from media_assets.defs.common import (
     STORAGE_RETRY,
     log_file,
@@ -28,16 +34,10 @@ from media_assets.defs.resources import (
     MediaStorage,
     PolicyResource,
 )
-from media_assets.media.errors import Rejected
-from media_assets.media.intake import StagedFile, hash_file, stage_file
-from media_assets.media.layout import first_arrival_key, metadata_key, original_key
-from media_assets.media.manifest import close_batch, mark_unreadable, quarantine, save_manifest
-from media_assets.media.pool import Outcome, timed_call
-from media_assets.media.retention import revive
-from media_assets.media.sniff import sniff
-from media_assets.media.untrusted import display_names, open_untrusted
-from media_assets.media.usage import meter_of
-from media_assets.storage.base import with_transient_retries
+from media_assets.operations.usage import meter_of
+from media_assets.records.layout import first_arrival_key, metadata_key, original_key
+from media_assets.records.manifest import close_batch, mark_unreadable, quarantine, save_manifest
+from media_assets.records.retention import revive
 
 INTAKE_VERSION = "originals-1"
 

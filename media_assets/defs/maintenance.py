@@ -27,12 +27,16 @@ from dagster import (
     sensor,
 )
 
+from media_assets.codec.contact_sheet import data_uri
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import table
 from media_assets.defs.jobs import OP_OF_ASSET, REBUILT_BY, process_batch_job
 from media_assets.defs.queue import queue_tags
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.catalog import (
+from media_assets.operations.housekeeping import remove_stale_temp_files
+from media_assets.operations.rebuild import pending_requests
+from media_assets.operations.rollout import note_rollout
+from media_assets.records.catalog import (
     STALE_COLUMNS,
     content_view,
     find,
@@ -42,13 +46,9 @@ from media_assets.media.catalog import (
     related_rows,
     stale_derivatives,
 )
-from media_assets.media.contact_sheet import data_uri
-from media_assets.media.housekeeping import remove_stale_temp_files
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.media.manifest import BULK, load_spec, quarantine_records
-from media_assets.media.rebuild import pending_requests
-from media_assets.media.reconcile import reconcile
-from media_assets.media.rollout import note_rollout
+from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
+from media_assets.records.manifest import BULK, load_spec, quarantine_records
+from media_assets.records.reconcile import reconcile
 
 
 class LookupConfig(Config):

@@ -8,6 +8,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from media_assets.codec.images import extract_metadata
 from media_assets.defs.common import (
     STORAGE_RETRY,
     batch_files,
@@ -18,8 +19,7 @@ from media_assets.defs.common import (
 from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
-from media_assets.media.images import extract_metadata
-from media_assets.media.layout import metadata_key
+from media_assets.records.layout import metadata_key
 
 EXTRACTOR_VERSION = "image-v1"
 

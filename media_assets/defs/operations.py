@@ -16,17 +16,17 @@ from dagster import (
 )
 from pydantic import Field
 
+from media_assets.codec.intake import hash_file
 from media_assets.defs.common import table
 from media_assets.defs.jobs import REBUILT_BY
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.archive import ARCHIVE_PREFIX, verify_stored_day
-from media_assets.media.catalog import content_view, read_catalog, stale_derivatives
-from media_assets.media.control import pause_ingestion, resume_ingestion
-from media_assets.media.intake import hash_file
-from media_assets.media.manifest import all_quarantine_records, claimed_inbox_names
-from media_assets.media.rebuild import plan_rebuild, save_request
-from media_assets.media.reconcile import reconcile
-from media_assets.media.replay import release, select_quarantined
+from media_assets.operations.control import pause_ingestion, resume_ingestion
+from media_assets.operations.rebuild import plan_rebuild, save_request
+from media_assets.operations.replay import release, select_quarantined
+from media_assets.records.archive import ARCHIVE_PREFIX, verify_stored_day
+from media_assets.records.catalog import content_view, read_catalog, stale_derivatives
+from media_assets.records.manifest import all_quarantine_records, claimed_inbox_names
+from media_assets.records.reconcile import reconcile
 
 
 class PauseConfig(Config):

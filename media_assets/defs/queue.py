@@ -10,8 +10,8 @@ work goes in small runs. On Kubernetes a lane's runs may also carry their pod co
 import os
 
 from media_assets.defs.partitions import LANE_TAG
-from media_assets.media.lane_pods import LANE_PODS_ENV, lane_pod_tags, load_lane_pods
-from media_assets.media.manifest import BULK
+from media_assets.operations.lane_pods import LANE_PODS_ENV, lane_pod_tags, load_lane_pods
+from media_assets.records.manifest import BULK
 
 WORK_TAG = "media_assets/work"
 PRIORITY_TAG = "dagster/priority"

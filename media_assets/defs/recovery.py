@@ -11,9 +11,9 @@ from pydantic import Field
 from media_assets.defs.catalog import asset_code_versions, build_rows
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.catalog import fragment_bytes, fragment_key, latest_fragments
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.media.manifest import load_manifest
+from media_assets.records.catalog import fragment_bytes, fragment_key, latest_fragments
+from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
+from media_assets.records.manifest import load_manifest
 
 
 class RebuildCatalogConfig(Config):

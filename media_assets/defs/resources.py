@@ -11,10 +11,10 @@ from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.resources import ResourceWithS3Configuration
 from pydantic import Field, PrivateAttr
 
-from media_assets.media.alerts import Alert, WebhookNotifier
-from media_assets.media.policy import Limits, Policy, load_policy
-from media_assets.media.pool import Outcome, WorkerPool
-from media_assets.media.usage import MeteredStore
+from media_assets.codec.pool import Outcome, WorkerPool
+from media_assets.core.policy import Limits, Policy, load_policy
+from media_assets.operations.alerts import Alert, WebhookNotifier
+from media_assets.operations.usage import MeteredStore
 from media_assets.storage import LocalInbox, LocalObjectStore
 from media_assets.storage.s3 import MiB, S3ObjectStore, is_s3_url, parse_s3_url
 from media_assets.storage.s3_inbox import S3Inbox

@@ -9,15 +9,15 @@ from pydantic import Field
 
 from media_assets.defs.common import table
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.media.audit import append, audit_record
-from media_assets.media.catalog import STALE_COLUMNS, content_view, read_catalog
-from media_assets.media.manifest import load_step_results
-from media_assets.media.rollout import (
+from media_assets.operations.rollout import (
     RENDER_MS_STEP,
     compare,
     referenced_hashes,
     unreferenced_derivatives,
 )
+from media_assets.records.audit import append, audit_record
+from media_assets.records.catalog import STALE_COLUMNS, content_view, read_catalog
+from media_assets.records.manifest import load_step_results
 
 
 @op(description="Compare each running canary with its stable spec on the same files.")

@@ -17,6 +17,7 @@ from dagster import (
     sensor,
 )
 
+from media_assets.codec.untrusted import sanitize_name
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.queue import queue_tags
@@ -26,8 +27,8 @@ from media_assets.defs.resources import (
     MediaStorage,
     PolicyResource,
 )
-from media_assets.media.alerts import Alert, raise_alert
-from media_assets.media.batching import (
+from media_assets.operations.alerts import Alert, raise_alert
+from media_assets.operations.batching import (
     LANES,
     BudgetState,
     Candidate,
@@ -35,15 +36,16 @@ from media_assets.media.batching import (
     classify_lane,
     plan_batches,
 )
-from media_assets.media.breaker import next_state, set_probe
-from media_assets.media.control import (
+from media_assets.operations.breaker import next_state, set_probe
+from media_assets.operations.control import (
     budget_paused_folders,
     disk_shortfall,
     ingestion_paused,
     note_disk_guard,
 )
-from media_assets.media.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.media.manifest import (
+from media_assets.operations.usage import source_folder
+from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
+from media_assets.records.manifest import (
     UPLOAD,
     claimed_inbox_names,
     new_manifest,
@@ -51,8 +53,6 @@ from media_assets.media.manifest import (
     unreadable_files,
     work_of,
 )
-from media_assets.media.untrusted import sanitize_name
-from media_assets.media.usage import source_folder
 
 RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is asked again
 

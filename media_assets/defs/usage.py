@@ -24,15 +24,15 @@ from media_assets.defs.archive import FIRST_DAY, catalog_index
 from media_assets.defs.common import STORAGE_RETRY, table
 from media_assets.defs.partitions import OWNERS, media_tags
 from media_assets.defs.resources import AlertNotifier, MediaStorage, PolicyResource
-from media_assets.media.catalog import STALE_COLUMNS, content_view, read_catalog
-from media_assets.media.control import note_budgets
-from media_assets.media.usage import (
+from media_assets.operations.control import note_budgets
+from media_assets.operations.usage import (
     budget_statuses,
     price_day,
     read_usage,
     stored_bytes,
     unwrapped,
 )
+from media_assets.records.catalog import STALE_COLUMNS, content_view, read_catalog
 
 USAGE_DAILY_PREFIX = "usage/daily/"
 # end_offset=1: today's partition exists, so the day's spend is known before it ends.

@@ -175,7 +175,7 @@ def write_live_photo(dest: Path, stem: str, content_identifier: str,
                      size: tuple[int, int] = (320, 240)) -> tuple[Path, Path]:
     """A live photo as an iPhone exports it: a JPEG still whose Apple MakerNote and a short
     MOV whose metadata carry the same content identifier."""
-    from media_assets.media.apple import apple_maker_note
+    from media_assets.codec.apple import apple_maker_note
     from media_assets.samples.images import synth_photo
 
     dest = Path(dest)

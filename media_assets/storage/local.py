@@ -12,10 +12,10 @@ from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 from typing import BinaryIO
 
-from media_assets.media.errors import classify_os_errors
-from media_assets.media.housekeeping import STAGING, TEMP_MARK
-from media_assets.media.untrusted import describe_mode, open_untrusted
-from media_assets.storage.base import IGNORED_SUFFIXES, InboxEntry, is_ignored_name
+from media_assets.codec.untrusted import describe_mode, open_untrusted
+from media_assets.core.errors import classify_os_errors
+from media_assets.core.store import IGNORED_SUFFIXES, InboxEntry, is_ignored_name
+from media_assets.operations.housekeeping import STAGING, TEMP_MARK
 
 # Names a media file would have: a folder or special file named so is reported, not taken.
 MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".heic",

@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from media_assets.media.errors import TransientError
-from media_assets.media.housekeeping import STAGING, TEMP_MARK
+from media_assets.core.errors import TransientError
+from media_assets.operations.housekeeping import STAGING, TEMP_MARK
 
 MiB = 1024 * 1024
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}

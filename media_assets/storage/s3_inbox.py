@@ -9,8 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from media_assets.media.housekeeping import STAGING
-from media_assets.storage.base import InboxEntry, is_ignored_name
+from media_assets.core.store import InboxEntry, is_ignored_name
+from media_assets.operations.housekeeping import STAGING
 from media_assets.storage.s3 import (
     PRECONDITION_FAILED,
     check_key,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from media_assets.media.catalog import read_arrivals
+from media_assets.records.catalog import read_arrivals
 from media_assets.storage import LocalObjectStore
 from media_assets_tests.dagster_dev import dagster_dev, wait_for
 

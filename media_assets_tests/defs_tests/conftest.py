@@ -26,8 +26,8 @@ from media_assets.defs.resources import (
     PolicyResource,
 )
 from media_assets.defs.sensors import inbox_sensor
-from media_assets.media.catalog import read_arrivals
-from media_assets.media.manifest import load_manifest
+from media_assets.records.catalog import read_arrivals
+from media_assets.records.manifest import load_manifest
 from media_assets_tests.s3_server import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
 
 REPO_POLICY = Path(__file__).resolve().parents[2] / "policy.yaml"

@@ -10,7 +10,7 @@ from dagster import build_run_status_sensor_context
 from media_assets.definitions import defs
 from media_assets.defs import checks, freshness
 from media_assets.defs.alerting import run_failure_alerts
-from media_assets.media.breaker import record_outcomes
+from media_assets.operations.breaker import record_outcomes
 from media_assets.samples import synth_photo, write_sample_images
 from media_assets.storage import LocalObjectStore
 from media_assets_tests.webhook import webhook_receiver

@@ -11,7 +11,7 @@ from media_assets.archive import main as verify_cli
 from media_assets.definitions import defs
 from media_assets.defs import archive as archive_defs
 from media_assets.defs import sensors
-from media_assets.media.archive import day_prefix, read_manifest
+from media_assets.records.archive import day_prefix, read_manifest
 from media_assets.samples import write_sample_images
 
 DAY = date(2026, 11, 20)

@@ -9,10 +9,10 @@ import pytest
 from dagster import AssetKey, build_sensor_context
 from PIL import Image
 
+from media_assets.core.policy import load_policy
 from media_assets.defs.maintenance import stale_derivatives_sensor
-from media_assets.media.catalog import stale_derivatives
-from media_assets.media.layout import spec_output_key
-from media_assets.media.policy import load_policy
+from media_assets.records.catalog import stale_derivatives
+from media_assets.records.layout import spec_output_key
 from media_assets.samples.av import write_sample_av, write_video
 
 GOOD = {"clip_h264.mp4", "phone_portrait.mov", "clip_vp9.webm", "clip_mpeg4_odd.avi",

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from media_assets.defs import sensors
-from media_assets.media.audit import read_audit
-from media_assets.media.breaker import load_state, record_outcomes
+from media_assets.operations.breaker import load_state, record_outcomes
+from media_assets.records.audit import read_audit
 from media_assets.samples import write_sample_images
 
 

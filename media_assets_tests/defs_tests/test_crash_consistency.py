@@ -19,9 +19,9 @@ import pytest
 from dagster import DagsterInstance
 
 from media_assets.definitions import defs
-from media_assets.media.housekeeping import STAGING, is_temp_name
-from media_assets.media.layout import quarantine_blob_key
-from media_assets.media.manifest import load_manifest
+from media_assets.operations.housekeeping import STAGING, is_temp_name
+from media_assets.records.layout import quarantine_blob_key
+from media_assets.records.manifest import load_manifest
 from media_assets.samples.images import synth_photo
 from media_assets.storage import LocalObjectStore
 from media_assets_tests.defs_tests.conftest import Installation

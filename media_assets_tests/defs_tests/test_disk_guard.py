@@ -7,7 +7,7 @@ import os
 import polars as pl
 import pytest
 
-from media_assets.media.audit import read_audit
+from media_assets.records.audit import read_audit
 from media_assets.samples import write_sample_images
 from media_assets.storage import LocalObjectStore
 

@@ -11,10 +11,10 @@ import pytest
 
 from media_assets.archive import main as verify_cli
 from media_assets.definitions import defs
-from media_assets.media.archive import day_prefix, read_manifest
-from media_assets.media.audit import read_audit
-from media_assets.media.catalog import read_arrivals, read_catalog
-from media_assets.media.reconcile import reconcile
+from media_assets.records.archive import day_prefix, read_manifest
+from media_assets.records.audit import read_audit
+from media_assets.records.catalog import read_arrivals, read_catalog
+from media_assets.records.reconcile import reconcile
 from media_assets_tests.defs_tests.test_archive_assets import DAY, ingest_on, materialise
 
 
@@ -102,7 +102,7 @@ def test_derivatives_of_older_specs_are_erased_too(install, monkeypatch):
 
 
 def test_an_erasure_that_failed_half_way_finishes_when_run_again(install, monkeypatch):
-    from media_assets.media import erasure
+    from media_assets.records import erasure
 
     ingest_on(install, monkeypatch, datetime(2026, 11, 20, 9, tzinfo=UTC), "shoot")
     assert materialise(install, "archive_catalog", DAY.isoformat()).success

@@ -66,7 +66,7 @@ def test_a_file_rewritten_during_intake_stays_in_the_inbox(install, jpeg_header,
     import os
     import time
 
-    from media_assets.media import manifest as manifests
+    from media_assets.records import manifest as manifests
 
     path = install.drop("growing.jpg", jpeg_header)
     real_save = manifests.save_manifest
@@ -85,7 +85,7 @@ def test_a_file_rewritten_during_intake_stays_in_the_inbox(install, jpeg_header,
 
 
 def test_the_same_bad_bytes_under_two_names_keep_two_quarantine_records(install):
-    from media_assets.media.manifest import all_quarantine_records
+    from media_assets.records.manifest import all_quarantine_records
 
     install.drop("x.txt", b"hello")
     install.drop("notes/y.txt", b"hello")

@@ -9,7 +9,7 @@ import pytest
 
 from media_assets.definitions import defs
 from media_assets.defs import freshness
-from media_assets.media.audit import read_audit
+from media_assets.records.audit import read_audit
 from media_assets.samples import synth_photo
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

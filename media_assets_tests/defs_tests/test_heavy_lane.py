@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from media_assets.defs.partitions import LANE_TAG
-from media_assets.media.manifest import load_manifest
+from media_assets.records.manifest import load_manifest
 from media_assets.samples.av import write_video
 
 REPO = Path(__file__).resolve().parents[2]

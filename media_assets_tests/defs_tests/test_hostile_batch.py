@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 
-from media_assets.media.layout import quarantine_blob_key
+from media_assets.records.layout import quarantine_blob_key
 from media_assets_tests.hostile import write_good_set, write_hostile_set
 
 NFC = unicodedata.normalize("NFC", "names/café.jpg")

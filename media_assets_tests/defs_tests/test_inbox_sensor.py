@@ -6,7 +6,7 @@ import pytest
 from dagster import SkipReason
 
 from media_assets.defs.partitions import LANE_TAG
-from media_assets.media.manifest import load_manifest, open_batch_keys
+from media_assets.records.manifest import load_manifest, open_batch_keys
 from media_assets_tests.defs_tests.conftest import ON_BOTH_BACKENDS
 
 
@@ -156,7 +156,7 @@ def test_unreadable_files_and_special_files_never_stop_the_inbox(install, jpeg_h
 
 
 def test_a_file_its_batch_could_not_read_waits_until_it_changes(install, jpeg_header):
-    from media_assets.media.manifest import mark_unreadable
+    from media_assets.records.manifest import mark_unreadable
 
     path = install.drop("flaky.jpg", jpeg_header)
     stat = path.stat()

@@ -4,7 +4,7 @@ lanes and batches: a live photo's still and movie, and XMP sidecars next to thei
 import polars as pl
 import pytest
 
-from media_assets.media.catalog import content_view
+from media_assets.records.catalog import content_view
 from media_assets.samples import write_jpeg_with_orientation
 from media_assets.samples.av import write_live_photo, write_xmp_sidecar
 

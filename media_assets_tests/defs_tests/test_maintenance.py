@@ -10,7 +10,7 @@ from media_assets.cli import main as cli
 from media_assets.definitions import defs
 from media_assets.defs import maintenance
 from media_assets.defs.maintenance import stale_derivatives_sensor
-from media_assets.media.catalog import read_index_manifest
+from media_assets.records.catalog import read_index_manifest
 from media_assets.samples import synth_photo, write_sample_images
 
 

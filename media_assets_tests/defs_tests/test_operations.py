@@ -6,7 +6,7 @@ import pytest
 from dagster import AssetKey
 
 from media_assets.definitions import defs
-from media_assets.media.audit import read_audit
+from media_assets.records.audit import read_audit
 from media_assets.samples import synth_photo, write_sample_images
 
 

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from media_assets.media.catalog import content_view, stale_derivatives
-from media_assets.media.layout import original_key
-from media_assets.media.manifest import all_quarantine_records, load_manifest
-from media_assets.media.policy import load_policy
+from media_assets.core.policy import load_policy
+from media_assets.records.catalog import content_view, stale_derivatives
+from media_assets.records.layout import original_key
+from media_assets.records.manifest import all_quarantine_records, load_manifest
 from media_assets.samples import write_sample_images
 from media_assets_tests.defs_tests.conftest import ON_BOTH_BACKENDS
 
@@ -209,7 +209,7 @@ def test_no_worker_process_outlives_its_run(mixed_batch):
 
 def test_a_batch_of_content_ids_reprocesses_files_already_in_the_store(mixed_batch):
     """Replay and rebuild jobs form batches of content ids, with no inbox file at all."""
-    from media_assets.media.manifest import new_manifest, open_batch
+    from media_assets.records.manifest import new_manifest, open_batch
 
     install, _ = mixed_batch
     row = install.arrivals().filter(pl.col("source_name") == "web.webp").row(0, named=True)

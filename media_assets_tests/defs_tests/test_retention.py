@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from media_assets.definitions import defs
-from media_assets.media.audit import read_audit
-from media_assets.media.catalog import read_catalog
-from media_assets.media.reconcile import reconcile
+from media_assets.records.audit import read_audit
+from media_assets.records.catalog import read_catalog
+from media_assets.records.reconcile import reconcile
 from media_assets.samples import write_sample_images
 from media_assets_tests.defs_tests.conftest import ON_BOTH_BACKENDS
 

@@ -6,10 +6,10 @@ audit log records each step."""
 import polars as pl
 from dagster import SkipReason, build_sensor_context
 
+from media_assets.core.policy import load_policy
 from media_assets.definitions import defs
 from media_assets.defs.maintenance import stale_derivatives_sensor
-from media_assets.media.audit import read_audit
-from media_assets.media.policy import load_policy
+from media_assets.records.audit import read_audit
 from media_assets.samples import synth_photo
 
 THUMBNAIL = {"long_edge": 250, "format": "webp", "quality": 80}

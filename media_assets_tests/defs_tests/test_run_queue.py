@@ -30,8 +30,8 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 
 from media_assets.definitions import defs
 from media_assets.defs.maintenance import stale_derivatives_sensor
-from media_assets.media.manifest import quarantine
-from media_assets.media.rebuild import save_request
+from media_assets.operations.rebuild import save_request
+from media_assets.records.manifest import quarantine
 from media_assets.samples import synth_photo
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from media_assets.definitions import defs
-from media_assets.media.usage import read_usage
+from media_assets.operations.usage import read_usage
 from media_assets.samples import synth_photo, write_sample_images
 from media_assets_tests.webhook import webhook_receiver
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from media_assets.media.archive import (
+from media_assets.records.archive import (
     build_day,
     collect_due,
     collect_later,
@@ -19,7 +19,7 @@ from media_assets.media.archive import (
     verify_stored_day,
     write_day,
 )
-from media_assets.media.catalog import fragment_bytes
+from media_assets.records.catalog import fragment_bytes
 
 DAY = date(2026, 11, 27)
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from media_assets.media.untrusted import UnsafeEntry
+from media_assets.codec.untrusted import UnsafeEntry
 from media_assets.storage.local import LocalInbox
 
 

@@ -1,0 +1,2 @@
+"""Codec work: identify, probe, check, decode, render and transcode one file, in isolated
+worker processes. Never imports dagster."""

@@ -1,1 +1,0 @@
-"""Pure media core: probing, validation, derivatives, catalog. Never imports dagster."""
