@@ -24,17 +24,15 @@ from media_assets.defs.archive import (
 )
 from media_assets.defs.av_checks import av_checks
 from media_assets.defs.av_derivatives import av_assets
-from media_assets.defs.av_metadata import audio_metadata, video_metadata
+from media_assets.defs.batch_pass import batch_pass
 from media_assets.defs.catalog import catalog
 from media_assets.defs.checks import batch_checks
-from media_assets.defs.derivatives import image_derivatives
 from media_assets.defs.executors import executor_from_env
 from media_assets.defs.freshness import (
     arrivals_are_catalogued_in_time,
     freshness_job,
     freshness_schedule,
 )
-from media_assets.defs.intake import originals
 from media_assets.defs.jobs import LANE_JOBS
 from media_assets.defs.lifecycle import lifecycle_jobs, lifecycle_schedules
 from media_assets.defs.maintenance import (
@@ -43,7 +41,6 @@ from media_assets.defs.maintenance import (
     maintenance_schedules,
     maintenance_sensors,
 )
-from media_assets.defs.metadata import image_metadata
 from media_assets.defs.operations import operations_jobs
 from media_assets.defs.recovery import rebuild_catalog
 from media_assets.defs.resources import (
@@ -73,8 +70,7 @@ def _s3_settings(**more: str) -> dict[str, EnvVar]:
 
 
 defs = Definitions(
-    assets=[originals, image_metadata, image_derivatives, video_metadata, audio_metadata,
-            *av_assets, catalog, *archive_assets, usage],
+    assets=[batch_pass, *av_assets, catalog, *archive_assets, usage],
     asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks,
                   arrivals_are_catalogued_in_time],
     jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs,

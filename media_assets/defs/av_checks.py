@@ -20,15 +20,14 @@ from media_assets.defs.av_derivatives import (
     waveform_image_key,
     web_rendition,
 )
-from media_assets.defs.av_metadata import AUDIO_EXTRACTOR, VIDEO_EXTRACTOR
 from media_assets.defs.checks import check_result, partition_keys
 from media_assets.defs.common import batch_files
-from media_assets.defs.metadata import load_metadata
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.operations.rollout import inspect_derivative
 from media_assets.records.layout import spec_output_key
 from media_assets.records.manifest import load_step_results
+from media_assets.records.metadata import METADATA_VERSIONS, load_metadata
 
 
 def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: DecodeWorkers,
@@ -74,7 +73,7 @@ def web_rendition_plays(context: AssetCheckExecutionContext, storage: MediaStora
         lambda cid, entry, plans: [] if spec.mode == "never" else [
             rendition_key(plans.get(cid), spec, cid, entry["original_key"])],
         inspect_rendition,
-        lambda cid: (load_metadata(store, cid, VIDEO_EXTRACTOR), spec),
+        lambda cid: (load_metadata(store, cid, METADATA_VERSIONS["video"]), spec),
         timeout=rules.video.timeout_seconds, spec_hash=spec.spec_hash)
 
 
@@ -87,7 +86,8 @@ def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaSt
     return _inspect_each(
         context, store, workers, rules.limits, ("audio",),
         lambda cid, entry, plans: [spec_output_key(spec, cid)], inspect_audio_preview,
-        lambda cid: (load_metadata(store, cid, AUDIO_EXTRACTOR).get("duration_seconds"), spec),
+        lambda cid: (load_metadata(store, cid, METADATA_VERSIONS["audio"]).get(
+            "duration_seconds"), spec),
         spec_hash=spec.spec_hash)
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from media_assets.codec.audio_preview import render_audio_preview
 from media_assets.codec.poster import render_still
@@ -21,12 +21,12 @@ from media_assets.defs.common import (
     STORAGE_RETRY,
     RenderConfig,
     batch_files,
+    contact_sheet_markdown,
     process_files,
     record_usage,
+    spec_json,
     table,
 )
-from media_assets.defs.derivatives import contact_sheet_markdown
-from media_assets.defs.intake import originals
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import DecodeWorkers, MediaStorage, PolicyResource
 from media_assets.records.layout import derivative_key, spec_output_key
@@ -51,7 +51,7 @@ def _result(context: AssetExecutionContext, store: Any, files: dict[str, dict],
     record_spec(store, spec)
     usage = record_usage(context, store, context.asset_key.to_user_string())
     return MaterializeResult(metadata={
-        "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
+        "spec": spec_json(spec),
         "files": len(files) - len(failed),
         "rendered": len(todo) - len(failed),
         "reused": len(files) - len(todo),
@@ -68,7 +68,7 @@ def _missing(store: Any, files: dict[str, dict], key_for: Callable[[str], str],
     return {cid: e for cid, e in files.items() if force or not store.exists(key_for(cid))}
 
 
-@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="poster-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"webp"}, owners=OWNERS, tags=media_tags("video", "audio"))
 def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
@@ -107,7 +107,7 @@ def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaS
                    contact_sheet=contact_sheet_markdown(store, stills))
 
 
-@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="web_rendition-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"mp4"}, pool=TRANSCODE_POOL, owners=OWNERS, tags=media_tags("video"))
 def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
@@ -148,7 +148,7 @@ def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage:
         ("width", "int"), ("height", "int"), ("fps", "float"), ("rotation", "int")]))
 
 
-@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="audio_preview-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"m4a"}, owners=OWNERS, tags=media_tags("audio"))
 def audio_preview(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
@@ -187,7 +187,7 @@ def waveform_image_key(spec: Any, cid: str) -> str:
     return derivative_key(spec.name, spec.spec_hash, cid, "png")
 
 
-@asset(deps=[originals], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
+@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="waveform-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"json", "png"}, owners=OWNERS, tags=media_tags("audio"))
 def waveform(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,

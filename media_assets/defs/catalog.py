@@ -12,11 +12,8 @@ from PIL import Image
 
 from media_assets.core.policy import Policy
 from media_assets.defs.av_derivatives import av_assets, rendition_key, waveform_image_key
-from media_assets.defs.av_metadata import METADATA_VERSIONS, audio_metadata, video_metadata
+from media_assets.defs.batch_pass import INTAKE_VERSION, batch_pass
 from media_assets.defs.common import STORAGE_RETRY, record_usage, require_intake, table
-from media_assets.defs.derivatives import image_derivatives
-from media_assets.defs.intake import INTAKE_VERSION
-from media_assets.defs.metadata import image_metadata, load_metadata
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.operations.breaker import record_outcomes
@@ -24,12 +21,13 @@ from media_assets.records.catalog import fragment_bytes, fragment_key, read_batc
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
 from media_assets.records.links import live_photo_id, name_stem
 from media_assets.records.manifest import load_step_results, quarantine_records
+from media_assets.records.metadata import METADATA_VERSIONS, load_metadata
 
 CATALOG_VERSION = "catalog-1"
 
 
 @asset(
-    deps=[image_metadata, *image_derivatives.keys, video_metadata, audio_metadata, *av_assets],
+    deps=[*(k for k in batch_pass.keys if k.to_user_string() != "originals"), *av_assets],
     partitions_def=batch_partitions,
     backfill_policy=one_run_per_batch,
     code_version=CATALOG_VERSION,
@@ -92,8 +90,7 @@ def _throughput(context: AssetExecutionContext, files: int) -> dict[str, float]:
 def asset_code_versions() -> dict[str, str]:
     """The code version of every asset that shaped the batch's rows."""
     versions = {"originals": INTAKE_VERSION, "catalog": CATALOG_VERSION}
-    for assets_def in (image_metadata, image_derivatives, video_metadata, audio_metadata,
-                       *av_assets):
+    for assets_def in (batch_pass, *av_assets):
         for key, version in assets_def.code_versions_by_key.items():
             versions[key.to_user_string()] = version or ""
     return versions

@@ -17,13 +17,14 @@ from dagster import (
 from media_assets.codec.intake import hash_file
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import batch_files, require_intake, stored_files
-from media_assets.defs.intake import originals
 from media_assets.defs.partitions import batch_partitions
 from media_assets.defs.resources import AlertNotifier, MediaStorage, PolicyResource
 from media_assets.operations.alerts import Alert, raise_alert
+from media_assets.operations.batch_pass import FIXITY_STEP, VERIFIED_STEP
 from media_assets.operations.rollout import inspect_derivative
 from media_assets.records.catalog import read_batch_fragment
 from media_assets.records.layout import spec_output_key
+from media_assets.records.manifest import load_step_results
 from media_assets.records.retention import purged_contents
 
 
@@ -36,7 +37,7 @@ def check_result(failures: dict[str, str], checked: int, **extra: Any) -> AssetC
     )
 
 
-@asset_check(asset=originals, partitions_def=batch_partitions, blocking=True,
+@asset_check(asset="originals", partitions_def=batch_partitions, blocking=True,
              description="The store is readable and writable and holds the batch manifest.")
 def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage,
                     alerts: AlertNotifier) -> AssetCheckResult:
@@ -57,8 +58,9 @@ def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage,
     return check_result(problems, checked=1)
 
 
-@asset_check(asset=originals, partitions_def=batch_partitions,
-             description="Every stored original still hashes to its content id.")
+@asset_check(asset="originals", partitions_def=batch_partitions,
+             description="Every stored original still hashes to its content id (re-hashed "
+                         "as it was stored, in the same run; read again otherwise).")
 def originals_fixity(context: AssetCheckExecutionContext,
                      storage: MediaStorage) -> AssetCheckResult:
     store = storage.store()
@@ -66,11 +68,15 @@ def originals_fixity(context: AssetCheckExecutionContext,
     purged = purged_contents(store)
     for key in partition_keys(context):
         files = stored_files(require_intake(store, key), ("image", "video", "audio", "sidecar"))
+        just_verified = _this_run(store, key, FIXITY_STEP, context.run.run_id)
+        hashed = set(just_verified.get("content_ids", []))
         for cid, entry in files.items():
             if cid in purged:
                 skipped[entry["source_name"]] = f"original purged: {purged[cid]}"
                 continue
             checked += 1
+            if cid in hashed:
+                continue  # stored and re-hashed by this run's pass a moment ago
             if not store.exists(entry["original_key"]):
                 failures[entry["source_name"]] = "original missing from the store"
                 continue
@@ -90,10 +96,15 @@ def _derivative_check(asset_name: str, derivative: str):
         failures, checked = {}, 0
         for key in partition_keys(context):
             images = batch_files(store, key, ("image",))
+            # The outputs this run's pass rendered were checked from the bytes in hand.
+            recorded = _this_run(store, key, VERIFIED_STEP, context.run.run_id).get(
+                asset_name, {})
             for cid, entry in images.items():
                 checked += 1
                 spec = rules.derivative_for(derivative, cid)  # a canary's, where one runs
-                problem = inspect_derivative(store, spec_output_key(spec, cid), spec)
+                verdicts = recorded.get(cid, {})
+                problem = verdicts[spec.spec_hash] if spec.spec_hash in verdicts else \
+                    inspect_derivative(store, spec_output_key(spec, cid), spec)
                 if problem:
                     failures[entry["source_name"]] = problem
         return check_result(failures, checked, spec_hash=rules.spec_stamp(derivative))
@@ -123,6 +134,12 @@ def catalog_matches_batch(context: AssetCheckExecutionContext,
         failures.update({name: "catalog row for a file not in the batch"
                          for name, _ in rows - expected})
     return check_result(failures, checked)
+
+
+def _this_run(store: Any, batch_key: str, step: str, run_id: str) -> dict[str, Any]:
+    """What the pass recorded for the checks, if it ran in this run (else nothing)."""
+    recorded = load_step_results(store, batch_key, step)
+    return recorded if recorded.get("run_id") == run_id else {}
 
 
 def partition_keys(context: AssetCheckExecutionContext) -> Iterable[str]:

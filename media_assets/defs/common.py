@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from dagster import (
     TableSchema,
 )
 
+from media_assets.codec.contact_sheet import contact_sheet, data_uri
 from media_assets.codec.pool import Outcome, timed_call
 from media_assets.core.errors import Rejected
 from media_assets.core.policy import Limits
@@ -129,6 +131,26 @@ def process_files(
                     on_outcome=settle, timeout=timeout)
     save_step_timings(store, context.partition_key, stage, timings)
     return failed
+
+
+def spec_json(spec: Any) -> MetadataValue:
+    """A derivative spec and its hash, as UI metadata."""
+    fields = spec.model_dump() if hasattr(spec, "model_dump") else dataclasses.asdict(spec)
+    return MetadataValue.json({**fields, "spec_hash": spec.spec_hash})
+
+
+def contact_sheet_markdown(store: Any, keys: list[str], limit: int = 48) -> MetadataValue:
+    """The batch's first `limit` thumbnails as one small inline image (markdown metadata),
+    captioned with how many of how many it shows."""
+    with contextlib.ExitStack() as stack:
+        paths = [stack.enter_context(store.local_path(k))
+                 for k in keys[:limit] if store.exists(k)]
+        sheet = contact_sheet(paths)
+    if sheet is None:
+        return MetadataValue.md("_no thumbnails in this batch_")
+    shown = f"{len(paths)} of {len(keys)} thumbnails" if len(keys) > len(paths) \
+        else f"{len(paths)} thumbnails"
+    return MetadataValue.md(f"![contact sheet]({data_uri(sheet)})\n\n_{shown}_")
 
 
 def log_file(context: Any, level: str, event: str, content_id: str | None,

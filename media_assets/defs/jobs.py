@@ -3,6 +3,7 @@ only the image assets and a batch of videos only the video/audio ones."""
 
 from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
 
+from media_assets.codec.derivatives import REGISTRY, rebuilt_by
 from media_assets.defs.partitions import batch_partitions
 
 BATCH_GROUPS = ("ingest", "derivatives", "catalog")
@@ -47,10 +48,5 @@ def job_for_lane(lane: str) -> str:
 
 
 # (media kind, derivative name in the policy) -> the asset that renders it, and that asset's op.
-REBUILT_BY = {
-    ("image", "thumbnail"): "thumbnails", ("image", "preview"): "previews",
-    ("video", "thumbnail"): "poster", ("audio", "thumbnail"): "poster",
-    ("video", "web_rendition"): "web_rendition", ("audio", "audio_preview"): "audio_preview",
-    ("audio", "waveform"): "waveform",
-}
-OP_OF_ASSET = {"thumbnails": "image_derivatives", "previews": "image_derivatives"}
+REBUILT_BY = rebuilt_by()
+OP_OF_ASSET = {d.asset: "batch_pass" for d in REGISTRY if d.in_pass}

@@ -16,12 +16,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from media_assets.defs.av_metadata import METADATA_VERSIONS
 from media_assets.defs.common import record_usage, table
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.records import erasure
 from media_assets.records.catalog import read_catalog
 from media_assets.records.manifest import all_quarantine_records
+from media_assets.records.metadata import METADATA_VERSIONS
 from media_assets.records.retention import apply_retention as apply_plan
 from media_assets.records.retention import describe, plan_retention
 

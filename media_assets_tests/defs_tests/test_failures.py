@@ -37,7 +37,7 @@ def test_a_full_disk_mid_intake_loses_nothing_and_the_retry_completes(install, m
 
 def test_bytes_that_do_not_verify_after_storing_are_quarantined_not_kept(install, monkeypatch,
                                                                          jpeg_header):
-    import media_assets.defs.intake as intake
+    import media_assets.operations.batch_pass as intake
 
     install.drop("photo.jpg", jpeg_header)
     monkeypatch.setattr(intake, "hash_file", lambda path: "0" * 64)  # the store corrupted it
@@ -76,7 +76,7 @@ def test_a_file_rewritten_during_intake_stays_in_the_inbox(install, jpeg_header,
         path.write_bytes(jpeg_header + b"appended later")  # the writer was not done
         os.utime(path, (time.time(), time.time()))
 
-    monkeypatch.setattr("media_assets.defs.intake.save_manifest", save_then_rewrite)
+    monkeypatch.setattr("media_assets.operations.batch_pass.save_manifest", save_then_rewrite)
     [run] = install.ingest()
     assert run.success and path.exists()
     changed = [e.materialization.metadata for e in run.get_asset_materialization_events()

@@ -106,8 +106,8 @@ def test_rebuild_all_re_renders_existing_derivatives_when_forced(install):
     def rendered(force: bool) -> int:
         result = job.execute_in_process(
             partition_key=batch, instance=install.instance, resources=install.resources(),
-            run_config={"ops": {"image_derivatives": {"config": {"force": force}}}})
-        [m] = result.asset_materializations_for_node("image_derivatives")
+            run_config={"ops": {"batch_pass": {"config": {"force": force}}}})
+        [m] = result.asset_materializations_for_node("batch_pass")
         return m.metadata["rendered"].value
 
     assert rendered(force=False) == 0  # "missing": nothing is missing
@@ -138,7 +138,7 @@ def test_the_rebuild_job_asks_for_runs_that_the_rebuild_sensor_launches(install)
         asset_selection=set(request.asset_selection))
     result = job.execute_in_process(partition_key=batch, instance=install.instance,
                                     resources=install.resources(), run_config=request.run_config)
-    [m] = result.asset_materializations_for_node("image_derivatives")
+    [m] = result.asset_materializations_for_node("batch_pass")
     assert m.metadata["rendered"].value == 7  # "all": re-rendered although none was missing
 
 
