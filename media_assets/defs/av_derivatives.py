@@ -51,7 +51,7 @@ def _result(context: AssetExecutionContext, store: Any, files: dict[str, dict],
     record_spec(store, spec)
     usage = record_usage(context, store, context.asset_key.to_user_string())
     return MaterializeResult(metadata={
-        "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
+        "spec": MetadataValue.json({**spec.model_dump(), "spec_hash": spec.spec_hash}),
         "files": len(files) - len(failed),
         "rendered": len(todo) - len(failed),
         "reused": len(files) - len(todo),

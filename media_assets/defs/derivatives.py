@@ -100,7 +100,7 @@ def image_derivatives(
         done = [cid for cid in images if cid not in failed]
         keys = [spec_output_key(rules.derivative_for(name, cid), cid) for cid in done]
         metadata: dict[str, Any] = {
-            "spec": MetadataValue.json({**spec.__dict__, "spec_hash": spec.spec_hash}),
+            "spec": MetadataValue.json({**spec.model_dump(), "spec_hash": spec.spec_hash}),
             "files": len(keys),
             "rendered": sum(1 for cid in done for s in todo.get(cid, [])
                             if s.name == name and store.exists(spec_output_key(s, cid))),
