@@ -47,3 +47,20 @@ def test_no_core_module_loads_dagster() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == {}
+
+
+def test_the_core_depends_on_nothing_else_of_the_project() -> None:
+    """core/ (policy, store interfaces, errors) is what every other package builds on: it
+    imports none of them, so none of them can pull the others in through it."""
+    import ast
+
+    core = Path(media_assets.__file__).parent / "core"
+    outside = []
+    for source in sorted(core.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            outside += [f"{source.name}: {name}" for name in names
+                        if name.startswith("media_assets.") and
+                        not name.startswith("media_assets.core")]
+    assert outside == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
@@ -135,8 +134,7 @@ def process_files(
 
 def spec_json(spec: Any) -> MetadataValue:
     """A derivative spec and its hash, as UI metadata."""
-    fields = spec.model_dump() if hasattr(spec, "model_dump") else dataclasses.asdict(spec)
-    return MetadataValue.json({**fields, "spec_hash": spec.spec_hash})
+    return MetadataValue.json({**spec.model_dump(), "spec_hash": spec.spec_hash})
 
 
 def contact_sheet_markdown(store: Any, keys: list[str], limit: int = 48) -> MetadataValue:

@@ -82,7 +82,7 @@ def usage(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyR
                           for s in statuses], [
             ("scope", "string"), ("budget", "float"), ("spent", "float"), ("used", "string"),
             ("level", "string")]),
-        "prices": MetadataValue.json(rules.costs.prices.__dict__),
+        "prices": MetadataValue.json(rules.costs.prices.model_dump()),
     })
 
 

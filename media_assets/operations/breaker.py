@@ -11,18 +11,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from media_assets.core.policy import BreakerRules  # the policy's `breaker` section
+
 # Failures that say something about the machine or its dependencies, not about the file.
 NONDETERMINISTIC = frozenset({"timeout", "worker_crashed", "out_of_memory", "intake_error",
                               "fixity_mismatch", "error"})
-
-
-@dataclass(frozen=True)
-class BreakerRules:
-    window: int = 20  # the last files of a lane that are judged
-    failure_ratio: float = 0.5  # open at this share of non-deterministic failures...
-    consecutive: int = 5  # ...or this many in a row
-    min_files: int = 6  # (the ratio needs at least this many files)
-    cooldown_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

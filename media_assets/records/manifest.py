@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from media_assets.core.policy import Spec
 from media_assets.records.audit import append, audit_record
 from media_assets.records.layout import (
     OPEN_BATCHES_PREFIX,
@@ -151,12 +152,10 @@ def unreadable_files(store: Any) -> dict[str, tuple[int, float]]:
     return found
 
 
-def record_spec(store: Any, spec: Any) -> None:
+def record_spec(store: Any, spec: Spec) -> None:
     """Keep the spec behind a spec hash (once), so any derivative leads back to its spec."""
-    from dataclasses import asdict
-
     store.put_bytes_if_absent(f"specs/{spec.name}/{spec.spec_hash}.json",
-                              _dump({**asdict(spec), "spec_hash": spec.spec_hash}))
+                              _dump({**spec.model_dump(), "spec_hash": spec.spec_hash}))
 
 
 def load_spec(store: Any, name: str, spec_hash: str) -> dict[str, Any] | None:

@@ -44,7 +44,7 @@ def test_a_canary_equal_to_the_stable_spec_is_no_canary():
 
 
 @pytest.mark.parametrize("canary, message", [
-    ({"poster": {"quality": 70}}, "not one of the derivatives"),
+    ({"poster": {"quality": 70}}, "canary.poster: unknown key"),
     ({"thumbnail": {"fraction": 0, "quality": 70}}, "fraction"),
     ({"thumbnail": {"fraction": 0.1, "quality": 700}}, "quality"),
 ])
