@@ -4,16 +4,18 @@ Runs in the sensor (the code server) on untrusted bytes, so it is plain Python, 
 fixed number of boxes/elements, a fixed depth, at most `MAX_RANGED_READS` extra reads) and
 never raises: anything it cannot read is simply None. Containers: MP4/MOV/M4A (ISO-BMFF;
 when `moov` sits after `mdat` it is fetched with a ranged read at the offset the top-level
-box sizes give), WAV, FLAC and Matroska/WebM (within the header only). No libav.
+box sizes give), WAV, FLAC and Matroska/WebM (within the header only). No libav: boxes,
+elements and metadata blocks are read by the shared bounded reader (`codec.containers`),
+in its lenient mode.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
-ReadRange = Callable[[int, int], bytes]  # (offset, size) -> at most size bytes
+from media_assets.codec.containers import ebml, flac, isobmff
+from media_assets.codec.containers.source import RangedSource, ReadRange
 
 MAX_RANGED_READS = 3    # top-level boxes after `mdat` (free, uuid, ...) then moov itself
 MAX_TOP_LEVEL_BOXES = 64
@@ -67,41 +69,6 @@ class CheapFacts:
         return False if self.codecs else None
 
 
-class _Source:
-    """The header plus at most `MAX_RANGED_READS` ranged reads of `chunk` bytes each."""
-
-    def __init__(self, header: bytes, read_range: ReadRange | None, size: int | None,
-                 chunk: int) -> None:
-        self.windows = [(0, header)]
-        self.read_range, self.size, self.chunk, self.reads = read_range, size, chunk, 0
-        self.budget = MAX_RANGED_READS if read_range else 0
-
-    def get(self, offset: int, length: int, partial: bool = False) -> bytes:
-        """Up to `length` bytes at `offset`: from what was read when it covers them (any
-        part of them if `partial`), else from one more ranged read while the budget lasts."""
-        if self.size is not None:
-            length = min(length, self.size - offset)
-        if length <= 0 or not 0 <= offset < 1 << 62:
-            return b""
-        for start, data in self.windows:
-            inside = start <= offset < start + len(data)
-            if inside and (partial or offset + length <= start + len(data)):
-                return data[offset - start:offset - start + length]
-        if self.reads >= self.budget or self.read_range is None:
-            return next((data[offset - start:offset - start + length]
-                         for start, data in self.windows
-                         if start <= offset < start + len(data)), b"")
-        self.reads += 1
-        want = max(length, self.chunk)
-        try:
-            data = bytes(self.read_range(offset, want))[:want]
-        except Exception:  # noqa: BLE001 - a failed read (vanished file, S3 error) is "unknown"
-            self.budget = 0
-            return b""
-        self.windows.append((offset, data))
-        return data[:length]
-
-
 def cheap_probe(header: bytes, *, size: int | None = None,
                 read_range: ReadRange | None = None, chunk: int = 65536) -> CheapFacts:
     """Duration, video size and codecs that `header` (plus, for an MP4 whose index is at the
@@ -116,7 +83,8 @@ def _probe(header: bytes, size: int | None, read_range: ReadRange | None,
            chunk: int) -> CheapFacts:
     """The parsers themselves, bounded by construction (the tests call it unguarded)."""
     if header[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"):
-        return _iso_bmff(_Source(header, read_range, size, chunk))
+        return _iso_bmff(RangedSource(header, read_range, size, chunk=chunk,
+                                      max_reads=MAX_RANGED_READS))
     if header[:4] in (b"RIFF", b"RF64") and header[8:12] == b"WAVE":
         return _wav(header, size)
     if header[:4] == b"fLaC" or header[:3] == b"ID3":
@@ -128,43 +96,22 @@ def _probe(header: bytes, size: int | None, read_range: ReadRange | None,
 
 # ---- ISO-BMFF (MP4, MOV, M4A) ----------------------------------------------------------
 
-def _box_header(src: _Source, offset: int, end: int | None) -> tuple[bytes, int, int] | None:
-    """(type, header length, box size) of the box at `offset`, or None if unreadable."""
-    head = src.get(offset, 16)
-    if len(head) < 8:
-        return None
-    size, kind = struct.unpack(">I4s", head[:8])
-    header_len = 8
-    if size == 1:
-        if len(head) < 16:
-            return None
-        size, header_len = struct.unpack(">Q", head[8:16])[0], 16
-    elif size == 0:  # to the end of the file (or of the parent)
-        limit = end if end is not None else src.size
-        size = (limit - offset) if limit is not None else 0
-    if size < header_len:
-        return None
-    return kind, header_len, size
-
-
-def _iso_bmff(src: _Source) -> CheapFacts:
-    offset, moov = 0, None
-    container = "mov" if src.get(8, 4) == b"qt  " else "mp4"
-    for _ in range(MAX_TOP_LEVEL_BOXES):
-        box = _box_header(src, offset, src.size)
-        if box is None:
-            break
-        kind, header_len, size = box
-        if kind == b"moov":
-            moov = (offset + header_len, size - header_len)
-            break
-        offset += size
+def _iso_bmff(src: RangedSource) -> CheapFacts:
+    container = "mov" if src.read(8, 4) == b"qt  " else "mp4"
+    moov = next((box for box in isobmff.boxes(src, max_boxes=MAX_TOP_LEVEL_BOXES)
+                 if box.type == b"moov"), None)
     if moov is None:
         return CheapFacts(container=container, ranged_reads=src.reads)
-    start, length = moov
-    data = src.get(start, min(length, src.chunk), partial=True)  # its start will do
+    data = src.read(moov.body, min(moov.size - moov.header_len, src.chunk),
+                    partial=True)  # its start will do
     facts = _Moov()
-    _walk_moov(data, 0, len(data), 0, facts, [0])
+    # a box running past what was read is read as far as it goes
+    for box in isobmff.boxes(data, descend=_CONTAINERS, max_depth=MAX_DEPTH,
+                             max_boxes=MAX_BOXES):
+        if box.type == b"trak":
+            facts.track_size = None
+        elif box.type not in _CONTAINERS:
+            _leaf(box.type, data[box.body:box.stop], facts)
     return CheapFacts(container=container, duration_seconds=facts.duration(),
                       width=facts.width, height=facts.height,
                       codecs=tuple(sorted(facts.codecs, key=lambda c: c not in VIDEO_CODECS)),
@@ -185,30 +132,6 @@ class _Moov:
 
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"edts"}
-
-
-def _walk_moov(data: bytes, offset: int, end: int, depth: int, facts: _Moov,
-               visited: list[int]) -> None:
-    """Visit the boxes in data[offset:end]; a box running past the end is read as far as
-    it goes."""
-    while offset + 8 <= end and depth <= MAX_DEPTH and visited[0] < MAX_BOXES:
-        visited[0] += 1
-        size, kind = struct.unpack_from(">I4s", data, offset)
-        header_len = 8
-        if size == 1 and offset + 16 <= end:
-            size, header_len = struct.unpack_from(">Q", data, offset + 8)[0], 16
-        elif size == 0:
-            size = end - offset
-        if size < header_len:
-            return
-        body, stop = offset + header_len, min(offset + size, end)
-        if kind in _CONTAINERS:
-            if kind == b"trak":
-                facts.track_size = None
-            _walk_moov(data, body, stop, depth + 1, facts, visited)
-        else:
-            _leaf(kind, data[body:stop], facts)
-        offset += size
 
 
 def _leaf(kind: bytes, body: bytes, facts: _Moov) -> None:
@@ -281,16 +204,13 @@ def _wav(header: bytes, size: int | None) -> CheapFacts:
 # ---- FLAC -------------------------------------------------------------------------------
 
 def _flac(header: bytes) -> CheapFacts:
-    offset = 0
-    if header[:3] == b"ID3" and len(header) >= 10:  # an ID3v2 tag before the stream
-        s = header[6:10]
-        offset = 10 + (s[0] << 21 | s[1] << 14 | s[2] << 7 | s[3])
-    if header[offset:offset + 4] != b"fLaC" or len(header) < offset + 8 + 18:
+    offset = flac.id3v2_length(header)  # an ID3v2 tag before the stream
+    if header[offset:offset + 4] != flac.MARKER or len(header) < offset + 8 + 18:
         return CheapFacts()
-    block = header[offset + 4:offset + 8]
-    if block[0] & 0x7F != 0:  # STREAMINFO must come first
+    block = next(flac.blocks(header, offset + 4, max_blocks=1), None)
+    if block is None or block.type != flac.STREAMINFO:  # STREAMINFO must come first
         return CheapFacts(container="flac", codecs=("flac",))
-    info = header[offset + 8:offset + 8 + 18]
+    info = header[block.body:block.body + 18]
     bits = int.from_bytes(info[10:18], "big")
     rate, samples = bits >> 44, bits & ((1 << 36) - 1)
     duration = samples / rate if rate and samples else None
@@ -300,23 +220,8 @@ def _flac(header: bytes) -> CheapFacts:
 # ---- Matroska / WebM (EBML) --------------------------------------------------------------
 
 # EBML header, Segment, Info, Tracks, TrackEntry, Video: the elements worth descending into.
-_EBML_MASTERS = {0x1A45DFA3, 0x18538067, 0x1549A966, 0x1654AE6B, 0xAE, 0xE0}
-_CLUSTER = 0x1F43B675
+_EBML_MASTERS = {ebml.EBML_HEADER, ebml.SEGMENT, 0x1549A966, 0x1654AE6B, 0xAE, 0xE0}
 _MATROSKA_BY_LENGTH = sorted(MATROSKA_CODECS.items(), key=lambda kv: -len(kv[0]))
-
-
-def _vint(data: bytes, offset: int, keep_marker: bool) -> tuple[int, int] | None:
-    """(value, length) of an EBML variable-length integer; None when malformed."""
-    if offset >= len(data) or data[offset] == 0:
-        return None
-    first = data[offset]
-    length = 8 - first.bit_length() + 1
-    if offset + length > len(data):
-        return None
-    value = first if keep_marker else first & (0xFF >> length)
-    for byte in data[offset + 1:offset + length]:
-        value = value << 8 | byte
-    return value, length
 
 
 class _Ebml:
@@ -329,36 +234,15 @@ class _Ebml:
 
 def _matroska(header: bytes) -> CheapFacts:
     state = _Ebml()
-    _walk_ebml(header, 0, len(header), 0, state, [0])
+    for element in ebml.elements(header, descend=_EBML_MASTERS, stop_at={ebml.CLUSTER},
+                                 max_depth=MAX_DEPTH, max_elements=MAX_BOXES):
+        if element.id not in _EBML_MASTERS:  # (a Cluster ends the header part)
+            _ebml_leaf(element.id, header[element.body:element.stop], state)
     seconds = state.duration * state.scale / 1e9
     return CheapFacts(container="webm" if state.doctype == "webm" else "mkv",
                       duration_seconds=seconds if 0 < seconds < float("inf") else None,
                       width=state.width, height=state.height,
                       codecs=tuple(sorted(state.codecs, key=lambda c: c not in VIDEO_CODECS)))
-
-
-def _walk_ebml(data: bytes, offset: int, end: int, depth: int, state: _Ebml,
-               visited: list[int]) -> None:
-    while offset < end and depth <= MAX_DEPTH and visited[0] < MAX_BOXES:
-        visited[0] += 1
-        ident = _vint(data, offset, keep_marker=True)
-        if ident is None:
-            return
-        size = _vint(data, offset + ident[1], keep_marker=False)
-        if size is None:
-            return
-        element, body = ident[0], offset + ident[1] + size[1]
-        unknown = size[0] == (1 << (7 * size[1])) - 1  # all ones: "unknown size"
-        stop = end if unknown else min(body + size[0], end)
-        if element == _CLUSTER:
-            return  # media data: the header part is over
-        if element in _EBML_MASTERS:
-            _walk_ebml(data, body, stop, depth + 1, state, visited)
-        else:
-            _ebml_leaf(element, data[body:stop], state)
-        if unknown:
-            return
-        offset = body + size[0]
 
 
 def _ebml_leaf(element: int, value: bytes, state: _Ebml) -> None:

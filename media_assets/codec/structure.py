@@ -4,7 +4,9 @@ the policy allows. They run at intake, before any full decode, and turn a vague 
 failure into a specific reason: `truncated` (a declared size runs past the end of the file),
 `too_large` (declares more data than the byte limit), `too_many_frames`, `polyglot` (the file
 is also a ZIP archive), `hostile_metadata` (metadata blocks over the limit, looping or too
-deeply nested). Pure Python over a memory map; no Dagster, no decoder.
+deeply nested). Pure Python over a memory map; no Dagster, no decoder. Boxes, EBML elements
+and FLAC metadata blocks are read by the shared bounded reader (`codec.containers`), in its
+strict mode.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from media_assets.codec.containers import ebml, flac, isobmff
 from media_assets.core.errors import Rejected
 
 _ISO_BMFF = {"mp4", "mov", "m4a", "heic", "heif", "avif"}
@@ -23,6 +26,9 @@ _ISO_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}  # down to the s
 # Sample tables: box type -> (bytes per entry, offset of the entry count in the payload)
 _SAMPLE_TABLES = {b"stts": 8, b"stss": 4, b"stsc": 12, b"stco": 4, b"co64": 8, b"ctts": 8}
 MAX_BOX_DEPTH = 16
+# Boxes, elements or metadata blocks one walk reads: far more than any real file holds; a walk
+# that reaches it ends there and what lies beyond is left to the decoders.
+MAX_ITEMS = 1_000_000
 EXIF_MAX_DEPTH = 4  # IFD0 -> Exif IFD -> Interop IFD, GPS IFD, IFD1: never deeper
 EXIF_MAX_ENTRIES = 4096
 
@@ -76,44 +82,16 @@ def _check_zip_polyglot(path: Path, data: mmap.mmap | bytes) -> None:
 # ISO base media (MP4, MOV, M4A, HEIC, AVIF)
 
 
-def _iso_boxes(data, start: int, end: int) -> Iterator[tuple[int, int, int, bytes]]:
-    """(box start, payload start, box end, type) of each box in [start, end)."""
-    at = start
-    while at < end:
-        if at + 8 > end:
-            raise _truncated(f"a box header at byte {at} runs past the end of its parent")
-        size, kind = struct.unpack_from(">I4s", data, at)
-        header = 8
-        if size == 1:
-            if at + 16 > end:
-                raise _truncated(f"box {kind!r} at byte {at} has no 64-bit size")
-            size = struct.unpack_from(">Q", data, at + 8)[0]
-            header = 16
-        elif size == 0:
-            size = end - at  # extends to the end of the file
-        if size < header:
-            raise Rejected("corrupt", f"box {kind!r} at byte {at} declares {size} bytes")
-        if at + size > end:
-            raise _truncated(f"box {kind!r} at byte {at} declares {size} bytes, "
-                             f"{end - at} remain")
-        yield at, at + header, at + size, kind
-        at += size
-
-
 def _check_iso(data, *, max_file_bytes: int, max_frames: int, max_metadata_bytes: int) -> None:
-    _walk_iso(data, 0, len(data), 0, max_frames)
-
-
-def _walk_iso(data, start: int, end: int, depth: int, max_frames: int) -> None:
-    if depth > MAX_BOX_DEPTH:
-        raise Rejected("corrupt", f"boxes nested more than {MAX_BOX_DEPTH} deep")
-    for _, payload, box_end, kind in _iso_boxes(data, start, end):
-        if kind in _ISO_CONTAINERS:
-            _walk_iso(data, payload, box_end, depth + 1, max_frames)
-        elif kind == b"stsz" or kind == b"stz2":
-            _check_stsz(data, kind, payload, box_end, max_frames)
-        elif kind in _SAMPLE_TABLES:
-            _check_table(data, kind, payload, box_end, max_frames)
+    for box in isobmff.boxes(data, descend=_ISO_CONTAINERS, max_depth=MAX_BOX_DEPTH,
+                             max_boxes=MAX_ITEMS, strict=True):
+        if box.overruns:
+            raise _truncated(f"box {box.type!r} at byte {box.offset} declares {box.size} "
+                             f"bytes, {box.stop - box.offset} remain")
+        if box.type == b"stsz" or box.type == b"stz2":
+            _check_stsz(data, box.type, box.body, box.end, max_frames)
+        elif box.type in _SAMPLE_TABLES:
+            _check_table(data, box.type, box.body, box.end, max_frames)
 
 
 def _check_stsz(data, kind: bytes, payload: int, end: int, max_frames: int) -> None:
@@ -183,57 +161,22 @@ def _check_riff(data, *, max_file_bytes: int, max_frames: int, max_metadata_byte
 # Matroska / WebM (EBML)
 
 
-def _vint(data, at: int, *, keep_marker: bool = False) -> tuple[int, int, bool]:
-    """(value, length, unknown-size) of the EBML variable-length integer at `at`."""
-    if at >= len(data):
-        raise _truncated("an EBML element header runs past the end of the file")
-    first = data[at]
-    length = 1
-    while length <= 8 and not first & (0x80 >> (length - 1)):
-        length += 1
-    if length > 8:
-        raise Rejected("corrupt", f"invalid EBML length at byte {at}")
-    if at + length > len(data):
-        raise _truncated("an EBML element header runs past the end of the file")
-    value = first if keep_marker else first & (0xFF >> length)
-    for byte in data[at + 1:at + length]:
-        value = (value << 8) | byte
-    unknown = not keep_marker and value == (1 << (7 * length)) - 1
-    return value, length, unknown
-
-
 def _check_ebml(data, *, max_file_bytes: int, max_frames: int, max_metadata_bytes: int) -> None:
-    at = 0
-    while at < len(data):
-        element, id_len, _ = _vint(data, at, keep_marker=True)
-        size, size_len, unknown = _vint(data, at + id_len)
-        body = at + id_len + size_len
-        if unknown:
-            if element == 0x18538067:  # a Segment of unknown size (a live recording)
-                _check_segment_children(data, body)
-            return
-        if body + size > len(data):
-            raise _truncated(f"EBML element 0x{element:X} at byte {at} declares {size:,} "
-                             f"bytes, {len(data) - body:,} remain")
-        if element == 0x18538067:
-            _check_segment_children(data, body, body + size)
-        at = body + size
+    """Top-level elements, and the top-level children of each Segment (SeekHead, Info,
+    Tracks, Clusters, Cues...), against the end of the file. An element of unknown size (a
+    live recording's Segment or Cluster) ends its level: its end is only known by decoding."""
+    for element in ebml.elements(data, max_elements=MAX_ITEMS, strict=True):
+        _check_ebml_size(data, element)
+        if element.id == ebml.SEGMENT:
+            for child in ebml.elements(data, element.body, element.stop,
+                                       max_elements=MAX_ITEMS, strict=True):
+                _check_ebml_size(data, child)
 
 
-def _check_segment_children(data, start: int, end: int | None = None) -> None:
-    """Top-level children of a Segment (SeekHead, Info, Tracks, Clusters, Cues...)."""
-    end = len(data) if end is None else end
-    at = start
-    while at < end:
-        element, id_len, _ = _vint(data, at, keep_marker=True)
-        size, size_len, unknown = _vint(data, at + id_len)
-        if unknown:
-            return  # a cluster of unknown size: its end is only known by decoding
-        body = at + id_len + size_len
-        if body + size > len(data):
-            raise _truncated(f"EBML element 0x{element:X} at byte {at} declares {size:,} "
-                             f"bytes, {len(data) - body:,} remain")
-        at = body + size
+def _check_ebml_size(data, element: ebml.Element) -> None:
+    if element.end is not None and element.end > len(data):
+        raise _truncated(f"EBML element 0x{element.id:X} at byte {element.offset} declares "
+                         f"{element.size:,} bytes, {len(data) - element.body:,} remain")
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,14 +211,9 @@ def _mp3_frame_length(header: int) -> int | None:
 
 
 def _skip_id3(data) -> int:
-    if bytes(data[:3]) != b"ID3" or len(data) < 10:
-        return 0
-    size = 0
-    for byte in data[6:10]:
-        size = (size << 7) | (byte & 0x7F)
-    end = 10 + size + (10 if data[5] & 0x10 else 0)
+    end = flac.id3v2_length(bytes(data[:10]))
     if end > len(data):
-        raise _truncated(f"the ID3 tag declares {size:,} bytes, the file has {len(data):,}")
+        raise _truncated(f"the ID3 tag runs to byte {end:,}, the file has {len(data):,}")
     return end
 
 
@@ -363,24 +301,22 @@ def _crc16(data) -> int:
 
 def _check_flac(data, *, max_file_bytes: int, max_frames: int, max_metadata_bytes: int) -> None:
     at = _skip_id3(data)
-    if bytes(data[at:at + 4]) != b"fLaC":
+    if bytes(data[at:at + 4]) != flac.MARKER:
         return
-    at += 4
-    metadata = 0
-    while True:
-        if at + 4 > len(data):
-            raise _truncated("a FLAC metadata block header runs past the end of the file")
-        header = data[at]
-        length = int.from_bytes(data[at + 1:at + 4], "big")
-        metadata += length
+    metadata, frames_at = 0, None
+    for block in flac.blocks(data, at + 4, max_blocks=MAX_ITEMS, strict=True):
+        metadata += block.length
         if metadata > max_metadata_bytes:
             raise Rejected("hostile_metadata", f"FLAC metadata blocks exceed "
                                                f"{max_metadata_bytes:,} bytes")
-        if at + 4 + length > len(data):
-            raise _truncated(f"FLAC metadata block at byte {at} declares {length:,} bytes")
-        at += 4 + length
-        if header & 0x80:
-            break
+        if block.end > len(data):
+            raise _truncated(f"FLAC metadata block at byte {block.offset} declares "
+                             f"{block.length:,} bytes")
+        if block.last:
+            frames_at = block.end
+    if frames_at is None:
+        return  # more blocks than a walk reads: the decoder decides
+    at = frames_at
     if at == len(data):
         raise _truncated("a FLAC file without audio frames")
     # The last frame must be whole: find a frame header (sync + CRC-8) near the end whose
