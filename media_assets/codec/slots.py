@@ -43,20 +43,29 @@ def slots_dir() -> Path:
 
 
 class CoreSlots:
-    """N slot files in `directory`; a worker holds one while it works on a file. Waiting is
-    polling with jitter (flock has no "any of N" wait): a freed slot is taken within ~10 ms,
-    and waiters cost a few syscalls each per poll."""
+    """N slot files in `directory`; a worker holds one while it works on a file.
+
+    flock has no "any of N" wait, so waiting is polling with jitter (a freed slot is taken
+    within ~10 ms; a waiter costs a few syscalls per poll). Without more, a worker that just
+    finished a file would take its slot straight back for its next one, and a busy run would
+    keep the machine's cores until it has no files left. So waiters hold a shared lock on a
+    `waiting` file, and while anyone waits a worker joins them and lets those already waiting
+    try first: the cores pass between runs file by file."""
 
     def __init__(self, directory: Path, count: int) -> None:
         self.directory = directory
         self.count = max(1, count)
         self._fds: list[int] = []
+        self._waiting = -1
+
+    def _open(self, name: str) -> int:
+        # close-on-exec: a lock inherited by a decoder's child would outlive the worker
+        return os.open(self.directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def _files(self) -> list[int]:
         if not self._fds:  # opened once per worker; a lock is per open file, not per process
-            self._fds = [os.open(self.directory / f"slot-{i}",
-                                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                         for i in range(self.count)]
+            self._waiting = self._open("waiting")
+            self._fds = [self._open(f"slot-{i}") for i in range(self.count)]
         return self._fds
 
     def try_acquire(self) -> int | None:
@@ -71,15 +80,33 @@ class CoreSlots:
             return fd
         return None
 
+    def _anyone_waiting(self) -> bool:
+        self._files()
+        try:
+            fcntl.flock(self._waiting, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # a waiter holds it shared
+        fcntl.flock(self._waiting, fcntl.LOCK_UN)
+        return False
+
     def acquire(self, wait_seconds: float) -> int | None:
         """The fd of a slot now held by this process, waiting up to `wait_seconds` for one;
         None if none came free. Hand it back with `release`."""
-        deadline = time.monotonic() + wait_seconds
-        fd = self.try_acquire()
-        while fd is None and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS * random.uniform(0.5, 1.5))
+        if not self._anyone_waiting():
             fd = self.try_acquire()
-        return fd
+            if fd is not None:
+                return fd
+        deadline = time.monotonic() + wait_seconds
+        fcntl.flock(self._waiting, fcntl.LOCK_SH)
+        try:
+            time.sleep(2 * POLL_SECONDS)  # those already waiting go first
+            while True:
+                fd = self.try_acquire()
+                if fd is not None or time.monotonic() >= deadline:
+                    return fd
+                time.sleep(POLL_SECONDS * random.uniform(0.5, 1.5))
+        finally:
+            fcntl.flock(self._waiting, fcntl.LOCK_UN)
 
     @staticmethod
     def release(fd: int) -> None:

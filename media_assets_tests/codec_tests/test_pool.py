@@ -273,6 +273,21 @@ def test_three_pools_on_two_slots_never_work_on_more_than_two_files_at_once(
     assert most_at_once(found) == 2
 
 
+def test_a_busy_run_hands_the_core_to_a_waiting_run_file_by_file(tmp_path, slot_folder):
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    with WorkerPool(1, 0) as busy, WorkerPool(1, 0) as other:  # one slot
+        other.run([("warm", double, (0,))], timeout_seconds=30)  # its worker is up
+        thread = threading.Thread(target=busy.run, args=(
+            [(i, record_span, (str(spans), f"busy-{i:02}", 0.3)) for i in range(10)], 60))
+        thread.start()
+        assert wait_until(lambda: any(spans.iterdir()), 30)
+        other.run([("one", record_span, (str(spans), "other", 0.3))], timeout_seconds=30)
+        thread.join()
+    order = sorted(spans.iterdir(), key=lambda f: float(f.read_text().split()[0]))
+    assert [f.name for f in order].index("other") <= 5  # not after all of the busy run's
+
+
 def test_a_worker_killed_while_holding_a_slot_frees_it(slot_folder):
     with WorkerPool(1, 0, slot_wait_seconds=5) as pool:  # one slot
         died = pool.run([("die", kill_self, (0,))], timeout_seconds=30)
