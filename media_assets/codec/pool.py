@@ -184,10 +184,10 @@ class WorkerPool:
     every step of a run (spawning and importing the decoders costs a few hundred ms).
 
     `workers` (0 = one per core) is both this pool's most processes and the machine's core
-    slots: with `share_cores`, all pools of this user on the machine together work on at
-    most that many files at once (pools asking for different counts share the lower slots,
-    so the largest count bounds them all). A pool never starts more workers than it has had
-    files at once."""
+    slots: with `share_cores`, all pools on the machine that use the same slot folder (by
+    default: this user's) together work on at most that many files at once (pools asking
+    for different counts share the lower slots, so the largest count bounds them all). A
+    pool never starts more workers than it has had files at once."""
 
     def __init__(self, workers: int, memory_mb: int, *, share_cores: bool = True,
                  slot_wait_seconds: float = SLOT_WAIT_SECONDS) -> None:
