@@ -1,30 +1,56 @@
 """Run per-file work in isolated worker processes: both cores, a time limit and a memory cap
-per file, and a crash or hang costs only that file."""
+per file, and a crash or hang costs only that file. However many runs share a machine, at
+most one file per core is worked on at once (machine-wide core slots), and no worker outlives
+the process that owns its pool."""
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
+import os
 import resource
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
+from media_assets.codec.slots import CoreSlots, machine_cores, slots_dir
 from media_assets.core.errors import Rejected, TransientError
 
 TRANSIENT_ATTEMPTS = 3
+# How long a file may wait for a free core before the wait counts as the machine's trouble
+# (a TransientError: retried, then the step fails), never as the file's.
+SLOT_WAIT_SECONDS = 1800.0
+# pebble's own timeout is only a backstop behind the worker's kernel-enforced limits: it
+# covers the slot wait, the file's time limit and this much more.
+BACKSTOP_SECONDS = 10.0
+WATCHDOG_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+_slots: CoreSlots | None = None  # in a worker: the machine's core slots (None = not shared)
 
 
-def _init_worker(memory_mb: int) -> None:
-    """Cap the worker's address space so one hostile file cannot exhaust the machine; no
-    core files (a worker ended by its CPU-time limit would otherwise dump one)."""
+def _init_worker(memory_mb: int, parent_pid: int, slot_dir: str | None, slots: int) -> None:
+    """Tie the worker's life to its pool's process, cap its address space so one hostile
+    file cannot exhaust the machine, no core files (a worker ended by its CPU-time limit
+    would otherwise dump one), and the default action (end the worker) for the signals of
+    the per-file limits, SIGALRM and SIGXCPU (an ignored signal stays ignored across exec)."""
+    global _slots
+    _die_with_parent(parent_pid)
+    for limit_signal in (signal.SIGALRM, signal.SIGXCPU):
+        signal.signal(limit_signal, signal.SIG_DFL)
+    if slot_dir is not None:
+        _slots = CoreSlots(Path(slot_dir), slots)
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -32,6 +58,31 @@ def _init_worker(memory_mb: int) -> None:
     from media_assets.codec.images import register_plugins
 
     register_plugins()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker as soon as `parent_pid` is gone, however it died (`kill -9` too).
+
+    The kernel sends SIGKILL on the parent's death (PR_SET_PDEATHSIG). It fires when the
+    *thread* that started this process exits, so `WorkerPool` starts workers only from
+    threads that live as long as the pool (see `WorkerPool._start`). A watchdog thread also
+    polls the parent pid: belt and braces where prctl is missing (not Linux)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog remains
+    if os.getppid() != parent_pid:  # died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog",
+                     daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:  # an orphan is re-parented (to init or a subreaper)
+        time.sleep(WATCHDOG_SECONDS)
+    os._exit(1)
 
 
 def _cpu_used() -> float:
@@ -60,6 +111,42 @@ def cpu_limited(cpu_seconds: float | None, fn: Callable[..., Any], *args: Any) -
         resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
 
+def on_a_core(timeout_seconds: float, slot_wait_seconds: float, cpu_seconds: float | None,
+              fn: Callable[..., Any], *args: Any) -> Any:
+    """In a worker: wait for one of the machine's core slots, then run `fn(*args)` holding it,
+    under a wall-clock limit of `timeout_seconds` and a CPU-time limit of `cpu_seconds`.
+
+    Both limits start once the slot is held, so a file is never charged for waiting behind
+    other runs (on a busy machine its wall time would otherwise be a share of a core). The
+    wall limit is a SIGALRM timer left at its default action: the kernel ends the worker,
+    even inside a decoder, and the pool reports `timeout`. No slot within
+    `slot_wait_seconds` is the machine's trouble, not the file's: a TransientError."""
+    slots = _slots
+    if slots is None:
+        return _limited(timeout_seconds, cpu_seconds, fn, *args)
+    try:
+        slot = slots.acquire(slot_wait_seconds)
+    except OSError as exc:  # the slot folder's trouble, not the file's
+        raise TransientError(f"core slots in {slots.directory}: {exc}") from exc
+    if slot is None:
+        raise TransientError(f"no free core slot within {slot_wait_seconds:g} s "
+                             f"({slots.count} slots in {slots.directory})")
+    try:
+        return _limited(timeout_seconds, cpu_seconds, fn, *args)
+    finally:
+        slots.release(slot)
+
+
+def _limited(timeout_seconds: float, cpu_seconds: float | None, fn: Callable[..., Any],
+             *args: Any) -> Any:
+    if timeout_seconds > 0:
+        signal.setitimer(signal.ITIMER_REAL, timeout_seconds)
+    try:
+        return cpu_limited(cpu_seconds, fn, *args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def timed_call(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
     """Run `fn(*args)` and return (result, wall ms, CPU ms of the worker process, all its
     threads): per-file timings and cost."""
@@ -81,26 +168,83 @@ class Outcome:
         return self.error is None
 
 
+@dataclass
+class _Started:
+    """A running pebble pool and the thread that started it, which lives until the pool is
+    stopped: a worker's PR_SET_PDEATHSIG fires when the thread that spawned it exits."""
+
+    pool: ProcessPool
+    size: int
+    owner: threading.Thread
+    release: threading.Event
+
+
 class WorkerPool:
     """Worker processes, spawned on first use and reused until `close()`: one pool can serve
-    every step of a run (spawning and importing the decoders costs a few hundred ms)."""
+    every step of a run (spawning and importing the decoders costs a few hundred ms).
 
-    def __init__(self, workers: int, memory_mb: int) -> None:
-        self.workers = max(1, workers or multiprocessing.cpu_count())
+    `workers` (0 = one per core) is both this pool's most processes and the machine's core
+    slots: with `share_cores`, all pools on the machine that use the same slot folder (by
+    default: this user's) together work on at most that many files at once (pools asking
+    for different counts share the lower slots, so the largest count bounds them all). A
+    pool never starts more workers than it has had files at once."""
+
+    def __init__(self, workers: int, memory_mb: int, *, share_cores: bool = True,
+                 slot_wait_seconds: float = SLOT_WAIT_SECONDS) -> None:
+        self.workers = max(1, workers or machine_cores())
         self.memory_mb = memory_mb
-        self._pool: ProcessPool | None = None
+        self.share_cores = share_cores
+        self.slot_wait_seconds = slot_wait_seconds
+        self._started: _Started | None = None
 
-    def _processes(self) -> ProcessPool:
-        if self._pool is None or not self._pool.active:
-            if multiprocessing.current_process().daemon:
-                raise RuntimeError("decode workers cannot start in a daemonic process (e.g. a "
-                                   "Celery prefork child): start Celery workers with "
-                                   "--pool=solo")
-            self._pool = ProcessPool(
-                max_workers=self.workers, initializer=_init_worker, initargs=(self.memory_mb,),
-                context=multiprocessing.get_context("spawn"),  # never fork a threaded process
-            )
-        return self._pool
+    def _processes(self, files: int) -> ProcessPool:
+        """The running pool, (re)started with enough workers for `files` (up to `workers`):
+        grown by a restart between calls, never shrunk."""
+        wanted = min(self.workers, max(1, files))
+        started = self._started
+        if started is not None and started.pool.active and started.size >= wanted:
+            return started.pool
+        if multiprocessing.current_process().daemon:
+            raise RuntimeError("decode workers cannot start in a daemonic process (e.g. a "
+                               "Celery prefork child): start Celery workers with "
+                               "--pool=solo")
+        size = max(wanted, started.size if started is not None else 0)
+        self.close()
+        self._started = self._start(size)
+        return self._started.pool
+
+    def _start(self, size: int) -> _Started:
+        """Start a pebble pool from a thread of its own that stays until `close()`. pebble
+        spawns the first workers in the thread that first uses the pool, and respawns (after
+        a crash or a timeout) in its manager thread, which lives as long as the pool; a
+        caller's thread may end while the pool is kept (a step thread), so it must not be the
+        workers' parent thread."""
+        slot_dir = str(slots_dir()) if self.share_cores else None
+        pool = ProcessPool(
+            max_workers=size, initializer=_init_worker,
+            initargs=(self.memory_mb, os.getpid(), slot_dir, self.workers),
+            context=multiprocessing.get_context("spawn"),  # never fork a threaded process
+        )
+        ready, release = threading.Event(), threading.Event()
+        failure: list[BaseException] = []
+
+        def own() -> None:
+            try:
+                if not pool.active:  # starts the pool: its first workers are ours
+                    raise RuntimeError("the decode pool did not start")
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                failure.append(exc)
+                return
+            finally:
+                ready.set()
+            release.wait()
+
+        owner = threading.Thread(target=own, name="decode-pool-owner", daemon=True)
+        owner.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return _Started(pool, size, owner, release)
 
     def run(
         self,
@@ -111,7 +255,7 @@ class WorkerPool:
     ) -> dict[Hashable, Outcome]:
         """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key, each
         under a wall-clock limit of `timeout_seconds` and (if given) a CPU-time limit of
-        `cpu_seconds`.
+        `cpu_seconds`, both counted from when the file gets a core.
 
         `on_outcome(key, outcome)` is called in this thread as each file finishes, so the
         caller stores results while the workers go on. Deterministic failures become
@@ -121,11 +265,15 @@ class WorkerPool:
         pending = list(tasks)
         outcomes: dict[Hashable, Outcome] = {}
         attempts: dict[Hashable, int] = {}
+        slot_wait = self.slot_wait_seconds if self.share_cores else 0.0
+        backstop = slot_wait + timeout_seconds + BACKSTOP_SECONDS if timeout_seconds > 0 \
+            else None
         try:
             while pending:
-                pool = self._processes()
-                futures = {pool.schedule(cpu_limited, args=(cpu_seconds, fn, *args),
-                                         timeout=timeout_seconds): (key, fn, args)
+                pool = self._processes(len(pending))
+                futures = {pool.schedule(on_a_core, args=(timeout_seconds, slot_wait,
+                                                          cpu_seconds, fn, *args),
+                                         timeout=backstop): (key, fn, args)
                            for key, fn, args in pending}
                 pending = []
                 for future in as_completed(futures):
@@ -146,11 +294,13 @@ class WorkerPool:
         return outcomes
 
     def close(self) -> None:
-        """Stop the workers. Must be called: worker processes outlive a forgotten pool."""
-        if self._pool is not None:
-            self._pool.stop()
-            self._pool.join()
-            self._pool = None
+        """Stop the workers. Must be called: without it they live until this process ends."""
+        started, self._started = self._started, None
+        if started is not None:
+            started.pool.stop()
+            started.pool.join()
+            started.release.set()  # only now: the owner thread's exit kills its workers
+            started.owner.join()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -165,6 +315,8 @@ def _collect(future: Any, timeout_seconds: float) -> Outcome:
     except FutureTimeout:
         return Outcome(error=Rejected("timeout", f"no result within {timeout_seconds:g} s"))
     except ProcessExpired as exc:
+        if exc.exitcode == -signal.SIGALRM:
+            return Outcome(error=Rejected("timeout", f"no result within {timeout_seconds:g} s"))
         if exc.exitcode == -signal.SIGXCPU:
             return Outcome(error=Rejected("cpu_time_limit", "the worker used up its CPU time"))
         return Outcome(error=Rejected("worker_crashed", f"exit code {exc.exitcode}"))

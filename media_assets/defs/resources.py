@@ -110,9 +110,12 @@ class PolicyResource(ConfigurableResource):
 
 
 class DecodeWorkers(ConfigurableResource):
-    """The run's decode worker processes: spawned on first use, shared by all of the run's
-    steps (in-process executor; under celery/k8s each step process has its own), and stopped
-    when the run (or step process) ends so no worker outlives it."""
+    """The run's decode worker processes: spawned on first use (no more than a step has files,
+    up to `limits.workers` or one per core), shared by all of the run's steps (in-process
+    executor; under celery/k8s each step process has its own), and stopped when the run (or
+    step process) ends; a run process killed outright takes its workers with it. Every run on
+    the machine shares its cores: a worker decodes only while holding one of the machine's
+    core slots (`MEDIA_ASSETS_CORE_SLOTS_DIR`)."""
 
     _pools: dict[tuple[int, int], WorkerPool] = PrivateAttr(default_factory=dict)
 

@@ -1,12 +1,25 @@
-"""Per-file isolation: a hang or a crash costs that file only, never the batch."""
+"""Per-file isolation: a hang or a crash costs that file only, never the batch; workers never
+outlive their pool's process; one machine works on at most one file per core, whatever the
+number of runs."""
 
+import fcntl
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from media_assets.codec.pool import WorkerPool
+from media_assets.codec.pool import WorkerPool, timed_call
+from media_assets.codec.slots import SLOTS_DIR_ENV
 from media_assets.core.errors import Rejected, TransientError
+
+REPO = Path(__file__).resolve().parents[2]
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="PR_SET_PDEATHSIG and /proc are Linux")
 
 FLAKY_MARK = "flaky-attempts"
 
@@ -67,6 +80,16 @@ def test_a_hanging_or_crashing_file_is_rejected_and_the_others_complete():
     assert outcomes["bad"].error.reason == "corrupt"
 
 
+def unreadable(_: int) -> None:
+    raise OSError("cannot identify image file")  # what Pillow raises for garbage
+
+
+def test_a_decoders_os_error_is_the_files_not_the_machines():
+    outcomes = run_isolated([("garbage", unreadable, (0,))], workers=1, timeout_seconds=30,
+                            memory_mb=0)
+    assert outcomes["garbage"].error.reason == "decode_error"
+
+
 def test_the_memory_cap_stops_a_runaway_file():
     outcomes = run_isolated([("hog", hog_memory, (0,)), ("ok", double, (2,))], workers=1,
                             timeout_seconds=30, memory_mb=512)
@@ -106,3 +129,219 @@ def test_a_persistent_transient_error_fails_the_caller_instead_of_blaming_the_fi
     with pytest.raises(TransientError):
         run_isolated([("f", always_transient, (0,))], workers=1, timeout_seconds=30,
                      memory_mb=0)
+
+
+# --- workers die with their pool's process -------------------------------------------------
+
+def report_pid_and_wait(folder: str) -> None:
+    Path(folder, str(os.getpid())).touch()
+    time.sleep(120)
+
+
+def worker_pid(_: int) -> int:
+    return os.getpid()
+
+
+def kill_self(_: int) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def spawned_children(parent: int) -> set[int]:
+    """The multiprocessing-spawned children of `parent` (its decode workers), from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie nobody has reaped yet counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+OWNER_SCRIPT = """
+import sys
+from media_assets.codec.pool import WorkerPool
+from media_assets_tests.codec_tests.test_pool import crash, double, report_pid_and_wait
+folder, respawn = sys.argv[1], sys.argv[2] == "respawn"
+pool = WorkerPool(2, 0)
+if respawn:  # one of the two workers crashes: pebble starts a replacement
+    outcomes = pool.run([("crash", crash, (0,)), ("ok", double, (1,))], timeout_seconds=60)
+    assert outcomes["crash"].error.reason == "worker_crashed"
+pool.run([(i, report_pid_and_wait, (folder,)) for i in range(2)], timeout_seconds=600)
+"""
+
+
+@linux_only
+@pytest.mark.parametrize("workers", ["first", "respawn"])
+def test_killing_the_pools_process_ends_every_worker(tmp_path, workers):
+    owner = subprocess.Popen([sys.executable, "-c", OWNER_SCRIPT, str(tmp_path), workers],
+                             env={**os.environ, "PYTHONPATH": str(REPO),
+                                  SLOTS_DIR_ENV: str(tmp_path / "slots")})
+    try:
+        assert wait_until(lambda: len(list(tmp_path.glob("[0-9]*"))) == 2, 60), \
+            "the two long tasks never started"
+        working = {int(p.name) for p in tmp_path.glob("[0-9]*")}
+        assert spawned_children(owner.pid) == working  # every worker is busy
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert wait_until(lambda: not any(alive(pid) for pid in working), 5), \
+        f"workers outlived their pool's process: {[p for p in working if alive(p)]}"
+
+
+def test_workers_outlive_the_thread_that_first_used_the_pool():
+    """PR_SET_PDEATHSIG fires when the parent *thread* ends: a step thread that started the
+    pool may end while the run keeps it."""
+    with WorkerPool(1, 0) as pool:
+        first: dict = {}
+        thread = threading.Thread(target=lambda: first.update(
+            pool.run([("pid", worker_pid, (0,))], timeout_seconds=30)))
+        thread.start()
+        thread.join()
+        time.sleep(1)
+        again = pool.run([("pid", worker_pid, (0,))], timeout_seconds=30)
+    assert again["pid"].value == first["pid"].value
+
+
+# --- one file per core on the machine, whatever the number of pools -----------------------
+
+@pytest.fixture
+def slot_folder(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "slots"
+    monkeypatch.setenv(SLOTS_DIR_ENV, str(folder))
+    return folder
+
+
+def record_span(folder: str, key: str, seconds: float) -> None:
+    started = time.monotonic()
+    time.sleep(seconds)
+    Path(folder, key).write_text(f"{started} {time.monotonic()}")
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, change in events:  # at a tie an end sorts before a start: touching is not overlap
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_three_pools_on_two_slots_never_work_on_more_than_two_files_at_once(
+        tmp_path, slot_folder):
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    errors: list[BaseException] = []
+
+    def one_run(run: int) -> None:
+        try:
+            with WorkerPool(2, 0) as pool:  # 2 = this machine's slots, as limits.workers
+                outcomes = pool.run([(i, record_span, (str(spans), f"{run}-{i}", 0.3))
+                                     for i in range(4)], timeout_seconds=30)
+            assert all(o.ok for o in outcomes.values())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            errors.append(exc)
+
+    runs = [threading.Thread(target=one_run, args=(run,)) for run in range(3)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert not errors
+    found = [tuple(map(float, f.read_text().split())) for f in spans.iterdir()]
+    assert len(found) == 12
+    assert most_at_once(found) == 2
+
+
+def test_a_busy_run_hands_the_core_to_a_waiting_run_file_by_file(tmp_path, slot_folder):
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    with WorkerPool(1, 0) as busy, WorkerPool(1, 0) as other:  # one slot
+        other.run([("warm", double, (0,))], timeout_seconds=30)  # its worker is up
+        thread = threading.Thread(target=busy.run, args=(
+            [(i, record_span, (str(spans), f"busy-{i:02}", 0.3)) for i in range(10)], 60))
+        thread.start()
+        assert wait_until(lambda: any(spans.iterdir()), 30)
+        other.run([("one", record_span, (str(spans), "other", 0.3))], timeout_seconds=30)
+        thread.join()
+    order = sorted(spans.iterdir(), key=lambda f: float(f.read_text().split()[0]))
+    assert [f.name for f in order].index("other") <= 5  # not after all of the busy run's
+
+
+def test_a_worker_killed_while_holding_a_slot_frees_it(slot_folder):
+    with WorkerPool(1, 0, slot_wait_seconds=5) as pool:  # one slot
+        died = pool.run([("die", kill_self, (0,))], timeout_seconds=30)
+        with open(slot_folder / "slot-0", "rb") as slot:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
+            fcntl.flock(slot, fcntl.LOCK_UN)
+        after = pool.run([("ok", double, (5,))], timeout_seconds=30)
+    assert died["die"].error.reason == "worker_crashed"
+    assert after["ok"].value == 10
+
+
+def hold_slot(marker: str, seconds: float) -> None:
+    Path(marker).touch()
+    time.sleep(seconds)
+
+
+def hold_slot_in_another_run(marker: Path, seconds: float) -> threading.Thread:
+    def run() -> None:
+        with WorkerPool(1, 0) as other:
+            other.run([("hold", hold_slot, (str(marker), seconds))], timeout_seconds=60)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert wait_until(marker.exists, 30)
+    return thread
+
+
+def test_waiting_for_a_core_does_not_count_against_the_files_time_limit(tmp_path,
+                                                                          slot_folder):
+    holder = hold_slot_in_another_run(tmp_path / "holding", 2.5)
+    started = time.monotonic()
+    with WorkerPool(1, 0) as pool:
+        outcomes = pool.run([("f", timed_call, (time.sleep, 0.2))], timeout_seconds=1.5)
+    waited = time.monotonic() - started
+    holder.join()
+    assert waited > 1.5  # longer than the file's time limit, mostly behind the other run
+    _, wall_ms, _ = outcomes["f"].value
+    assert wall_ms < 1000  # its timings count from when it had a core
+
+
+def test_a_run_starved_of_cores_fails_instead_of_quarantining_its_files(tmp_path,
+                                                                         slot_folder):
+    holder = hold_slot_in_another_run(tmp_path / "holding", 5)
+    with WorkerPool(1, 0, slot_wait_seconds=0.3) as pool, \
+            pytest.raises(TransientError, match="no free core slot"):
+        pool.run([("f", double, (1,))], timeout_seconds=30)
+    holder.join()
+
+
+@linux_only
+def test_a_pool_starts_no_more_workers_than_it_has_files():
+    with WorkerPool(2, 0) as pool:
+        pool.run([("one", double, (1,))], timeout_seconds=30)
+        assert len(spawned_children(os.getpid())) == 1
+        pool.run([(i, double, (i,)) for i in range(3)], timeout_seconds=30)
+        assert len(spawned_children(os.getpid())) == 2
+    assert spawned_children(os.getpid()) == set()
