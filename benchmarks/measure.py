@@ -1,11 +1,13 @@
 """Measurements shared by the benchmarks: hashing, /proc memory of a process and of a process
-tree, CPU time."""
+tree (summed, and per role of a `dagster dev` tree), CPU time."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,115 @@ def cmdline(pid: int, limit: int = 160) -> str:
     except OSError:
         return "?"
     return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory per role of the `dagster dev` process tree
+
+
+def role_of(command: str) -> str | None:
+    """The role a process of the tree plays, from its command line (None: its parent's)."""
+    if "dagster_webserver" in command or "dagster-webserver" in command:
+        return "webserver"
+    if "dagster._daemon" in command or "dagster-daemon" in command:
+        return "daemon"
+    if "execute_run" in command or "execute_step" in command:
+        return "runs"
+    if "code-server" in command or "api grpc" in command:
+        return "code_server"
+    if "dagster" in command and " dev " in f"{command} ":
+        return "dev_parent"
+    return None
+
+
+class RoleSampler(threading.Thread):
+    """Samples the RSS of each role of a `dagster dev` tree every `interval` s and keeps the
+    peaks: summed per role, the largest single run (its process and its workers), the total,
+    and which roles made up the total at its peak.
+
+    A run is a process whose command line names `execute_run`/`execute_step`, or a
+    multiprocessing child of the code server (how the gRPC server starts a run); every process
+    below a run (its decode workers) counts as that run's."""
+
+    ROLES = ("webserver", "daemon", "code_server", "runs", "dev_parent", "other")
+
+    def __init__(self, root_pid: int, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.root_pid, self.interval = root_pid, interval
+        self.peak = dict.fromkeys(self.ROLES, 0)
+        self.peak_single_run = self.peak_total = self.peak_total_pss = 0
+        self.peak_single_process, self.peak_single_command = 0, ""
+        self.max_processes = self.max_concurrent_runs = self.max_run_processes = 0
+        self.breakdown_at_peak: dict[str, dict[str, float]] = {}
+        self.commands: dict[str, str] = {}  # role -> an example command line
+        self.run_commands: set[str] = set()  # what the runs role held (to check it, ≤ 20)
+        self._stop_event = threading.Event()
+
+    def snapshot(self) -> dict[str, Any]:
+        """RSS and processes per role now (also folded into the peaks)."""
+        table = proc_table()
+        roles: dict[int, str] = {}
+        run_of: dict[int, int] = {}  # process of the runs role -> its run's top process
+        by_role: dict[str, list[int]] = {r: [0, 0] for r in self.ROLES}
+        per_run: Counter[int] = Counter()
+        total_pss = 0
+        tree = tree_pids(self.root_pid, table)
+        for pid in tree:  # parents come before their children
+            parent = table.get(pid, (0, ""))[0]
+            command = cmdline(pid, 400)
+            own = role_of(command)
+            if own is None and "spawn_main" in command and roles.get(parent) == "code_server":
+                own = "runs"  # the gRPC server starts each run as a multiprocessing child
+            role = own or roles.get(parent, "other")
+            roles[pid] = role
+            if role == "runs":
+                run_of[pid] = pid if own == "runs" else run_of.get(parent, pid)
+            self.commands.setdefault(role, command[:160])
+            size = rss_bytes(pid)
+            by_role[role][0] += 1
+            by_role[role][1] += size
+            if role == "runs":
+                per_run[run_of[pid]] += size
+                if len(self.run_commands) < 20:
+                    self.run_commands.add(command[:120])
+            if size > self.peak_single_process:
+                self.peak_single_process, self.peak_single_command = size, command[:160]
+            total_pss += pss_bytes(pid)
+        for role, (_, size) in by_role.items():
+            self.peak[role] = max(self.peak[role], size)
+        now = {role: {"processes": n, "rss_mib": mib(size)}
+               for role, (n, size) in by_role.items() if n}
+        total = sum(size for _, size in by_role.values())
+        if total > self.peak_total:
+            self.peak_total, self.breakdown_at_peak = total, now
+        self.peak_total_pss = max(self.peak_total_pss, total_pss)
+        self.peak_single_run = max([self.peak_single_run, *per_run.values()])
+        self.max_processes = max(self.max_processes, len(tree))
+        self.max_run_processes = max(self.max_run_processes, by_role["runs"][0])
+        self.max_concurrent_runs = max(self.max_concurrent_runs,
+                                       sum(1 for p, r in run_of.items() if p == r))
+        return now
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.snapshot()
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+    def peaks(self) -> dict[str, Any]:
+        return {"rss_mib_by_role": {r: mib(v) for r, v in self.peak.items() if v},
+                "rss_mib_largest_run": mib(self.peak_single_run),
+                "rss_mib_total": mib(self.peak_total), "pss_mib_total": mib(self.peak_total_pss),
+                "rss_mib_largest_process": mib(self.peak_single_process),
+                "largest_process_command": self.peak_single_command,
+                "breakdown_at_total_peak": self.breakdown_at_peak,
+                "max_processes": self.max_processes,
+                "max_run_processes": self.max_run_processes,
+                "max_concurrent_runs": self.max_concurrent_runs,
+                "commands": self.commands, "run_commands": sorted(self.run_commands)}
 
 
 def cpu_times() -> tuple[float, float]:

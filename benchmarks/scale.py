@@ -43,18 +43,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ingest_benchmark import DagsterDev, analyse_runs, free_port, measure_flood, run_bare
+from ingest_benchmark import (
+    DagsterDev,
+    Instance,
+    analyse_runs,
+    free_port,
+    measure_flood,
+    run_bare,
+)
 from measure import (
-    cmdline,
+    RoleSampler,
     cpu_busy_since,
     cpu_times,
     mib,
-    proc_table,
-    pss_bytes,
     rss_bytes,
     save_and_report,
     sha256_of,
-    tree_pids,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,95 +96,6 @@ def ensure_small_files(files_dir: Path, prefix: str, count: int, first_seed: int
                 if done % 2000 == 0:
                     print(f"  {done}/{len(tasks)}", flush=True)
     return paths
-
-
-# ---------------------------------------------------------------------------------------------
-# Memory per role of the `dagster dev` process tree
-
-
-def role_of(command: str) -> str | None:
-    """The role a process of the tree plays, from its command line (None: its parent's)."""
-    if "dagster_webserver" in command or "dagster-webserver" in command:
-        return "webserver"
-    if "dagster._daemon" in command or "dagster-daemon" in command:
-        return "daemon"
-    if "execute_run" in command or "execute_step" in command:
-        return "runs"
-    if "code-server" in command or "api grpc" in command:
-        return "code_server"
-    if "dagster" in command and " dev " in f"{command} ":
-        return "dev_parent"
-    return None
-
-
-class RoleSampler(threading.Thread):
-    """Samples the RSS of each role of a process tree every `interval` s and keeps the peaks:
-    summed per role, the largest single run (its process and its workers), and the total."""
-
-    ROLES = ("webserver", "daemon", "code_server", "runs", "dev_parent", "other")
-
-    def __init__(self, root_pid: int, interval: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.root_pid, self.interval = root_pid, interval
-        self.peak = dict.fromkeys(self.ROLES, 0)
-        self.peak_single_run = self.peak_total = self.peak_total_pss = 0
-        self.max_processes = self.max_concurrent_runs = 0
-        self.commands: dict[str, str] = {}  # role -> an example command line
-        self._stop_event = threading.Event()
-
-    def snapshot(self) -> dict[str, Any]:
-        """RSS and processes per role now (also folded into the peaks)."""
-        table = proc_table()
-        roles: dict[int, str] = {}
-        run_of: dict[int, int] = {}  # process of the runs role -> its run's top process
-        by_role: dict[str, list[int]] = {r: [0, 0] for r in self.ROLES}  # type: ignore[misc]
-        per_run: Counter[int] = Counter()
-        total_pss = 0
-        tree = tree_pids(self.root_pid, table)
-        for pid in tree:  # parents come before their children
-            parent = table.get(pid, (0, ""))[0]
-            command = cmdline(pid, 400)
-            own = role_of(command)
-            if own is None and "spawn_main" in command and roles.get(parent) == "code_server":
-                own = "runs"  # the gRPC server starts each run as a multiprocessing child
-            role = own or roles.get(parent, "other")
-            roles[pid] = role
-            if role == "runs":
-                run_of[pid] = pid if own == "runs" else run_of.get(parent, pid)
-            self.commands.setdefault(role, command[:160])
-            size = rss_bytes(pid)
-            by_role[role][0] += 1
-            by_role[role][1] += size
-            if role == "runs":
-                per_run[run_of[pid]] += size
-            total_pss += pss_bytes(pid)
-        for role, (_, size) in by_role.items():
-            self.peak[role] = max(self.peak[role], size)
-        self.peak_total = max(self.peak_total, sum(size for _, size in by_role.values()))
-        self.peak_total_pss = max(self.peak_total_pss, total_pss)
-        self.peak_single_run = max([self.peak_single_run, *per_run.values()])
-        self.max_processes = max(self.max_processes, len(tree))
-        self.max_concurrent_runs = max(self.max_concurrent_runs,
-                                       sum(1 for p, r in run_of.items() if p == r))
-        return {role: {"processes": n, "rss_mib": mib(size)}
-                for role, (n, size) in by_role.items() if n}
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.snapshot()
-            self._stop_event.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=10)
-
-    def peaks(self) -> dict[str, Any]:
-        return {"rss_mib_by_role": {r: mib(v) for r, v in self.peak.items() if v},
-                "rss_mib_largest_run": mib(self.peak_single_run),
-                "rss_mib_total": mib(self.peak_total), "pss_mib_total": mib(self.peak_total_pss),
-                "max_processes": self.max_processes,
-                "max_concurrent_runs": self.max_concurrent_runs,
-                "commands": self.commands}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,42 +385,6 @@ class CatalogWatch:
                 self._fragments[key] = set(frame["content_id"].to_list())
             ids |= self._fragments[key]
         return ids
-
-
-# ---------------------------------------------------------------------------------------------
-# The instance: SQLite (the repo's dagster.yaml) or a fresh PostgreSQL database
-
-
-class Instance:
-    """A DAGSTER_HOME with its dagster.yaml and, for PostgreSQL, a database of its own."""
-
-    def __init__(self, kind: str, home: Path, server_url: str, name: str) -> None:
-        self.kind, self.home, self.server_url, self.env = kind, home, server_url, {}
-        self.database = f"media_assets_scale_{name}".lower() if kind == "postgres" else None
-        home.mkdir(parents=True)
-        if kind == "sqlite":
-            shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-            return
-        import psycopg2
-
-        self._admin = psycopg2.connect(server_url.replace("+psycopg2", ""))
-        self._admin.autocommit = True
-        with self._admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{self.database}"')
-        shutil.copyfile(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-        self.env = {"MEDIA_ASSETS_PG_URL": server_url.rsplit("/", 1)[0] + f"/{self.database}"}
-        os.environ.update(self.env)  # for DagsterInstance.from_config in this process
-
-    def open(self) -> Any:
-        from dagster import DagsterInstance
-
-        return DagsterInstance.from_config(str(self.home))
-
-    def drop(self) -> None:
-        if self.database:
-            with self._admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-            self._admin.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1116,7 +995,8 @@ def main(argv: list[str] | None = None) -> int:
         data["seaweedfs"] = seaweed.endpoint_url
     policy_copy = run_dir / "policy.yaml"
     shutil.copyfile(args.policy, policy_copy)
-    instance = Instance(args.instance, run_dir / "dagster_home", args.pg_server, stamp)
+    instance = Instance(args.instance, run_dir / "dagster_home", args.pg_server,
+                        f"media_assets_scale_{stamp}")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MEDIA_ASSETS_"))}
     env.update(DAGSTER_HOME=str(instance.home), MEDIA_ASSETS_INBOX=str(inbox),
                MEDIA_ASSETS_STORE=store_root, MEDIA_ASSETS_POLICY=str(policy_copy),
