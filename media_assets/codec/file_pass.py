@@ -11,8 +11,9 @@ reports it.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from media_assets.codec.av_probe import probe_av
 from media_assets.codec.derivatives import Output, RenderContext, Renderer, Spec, for_kind
 from media_assets.codec.images import extract_metadata
 from media_assets.codec.intake import StagedFile, stage_file
+from media_assets.codec.pool import grant_time
 from media_assets.core.errors import Rejected, TransientError
 from media_assets.core.policy import Limits, Policy
 
@@ -81,7 +83,9 @@ def process_file(job: FileJob, scratch: str) -> FileResult:
     staged: StagedFile | None = None
     kind = job.kind
     path = Path(job.source)
+    progress = Progress(Path(scratch), job.policy)
     if job.intake:
+        progress.enter("originals", None)
         started = time.perf_counter()
         staged = stage_file(job.source, job.staging_dir, job.policy.limits,
                             job.inbox_root)
@@ -90,6 +94,7 @@ def process_file(job: FileJob, scratch: str) -> FileResult:
             reason, detail = staged.rejection
             return FileResult(staged, staged.kind, failure=StageFailure(
                 "originals", reason, detail, "Rejected"), stage_ms=timings)
+        progress.staged = staged
         kind, path = staged.kind, Path(staged.staged_path)
         if job.oracle is not None and kind in METADATA_STAGES:
             done = ask_oracle(job.oracle, staged.content_id, kind)
@@ -100,12 +105,14 @@ def process_file(job: FileJob, scratch: str) -> FileResult:
     stage = METADATA_STAGES.get(kind or "")
     try:
         if stage and kind in job.metadata_kinds:
+            progress.enter(stage, kind)
             started = time.perf_counter()
             metadata = _metadata(path, kind or "", job.policy.limits)
             timings[stage] = _ms(started)
         outputs: list[Output] = []
         content_id = staged.content_id if staged else job.content_id or ""
         for stage, render, specs in _render_groups(job, kind or "", content_id):
+            progress.enter(stage, kind)
             started = time.perf_counter()
             outputs += render(path, kind or "", specs, Path(scratch), _context(job))
             timings[stage] = timings.get(stage, 0.0) + _ms(started)
@@ -116,6 +123,56 @@ def process_file(job: FileJob, scratch: str) -> FileResult:
                           stage_ms=timings, scratch=scratch)
     return FileResult(staged, kind, metadata, tuple(outputs), stage_ms=timings,
                       scratch=scratch)
+
+
+def stage_seconds(policy: Policy, kind: str | None, stage: str) -> float:
+    """A stage's time limit: reading and checking a file and its metadata have the per-file
+    limit; rendering a video's or an audio file's derivatives has that kind's limit."""
+    if stage == "originals" or stage in METADATA_STAGES.values() or kind == "image":
+        return policy.limits.per_file_timeout_seconds
+    return policy.video.timeout_seconds if kind == "video" else policy.audio.timeout_seconds
+
+
+def chain_seconds(policy: Policy) -> float:
+    """The longest a file's whole chain may take (each stage within its own limit): the
+    pool's outer limit, a backstop behind the per-stage ones."""
+    per_file = policy.limits.per_file_timeout_seconds
+    renders = {kind: len({d.render for d in for_kind(kind)}) for kind in METADATA_STAGES}
+    return 2 * per_file + max(n * stage_seconds(policy, kind, "render")
+                              for kind, n in renders.items())
+
+
+class Progress:
+    """Where a file's chain is, kept in its scratch folder, so that when a stage ends the
+    worker (a time limit, the memory cap, a crash) the caller still knows which stage it was
+    and, once the bytes were staged, can store the original and quarantine it at that stage
+    instead of losing what was already verified. Each stage also gets its own time limit."""
+
+    FILE = "progress.json"
+
+    def __init__(self, folder: Path, policy: Policy) -> None:
+        self.folder, self.policy = folder, policy
+        self.staged: StagedFile | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def enter(self, stage: str, kind: str | None) -> None:
+        grant_time(stage_seconds(self.policy, kind, stage), self.policy.limits.cpu_time_factor)
+        record = {"stage": stage, "staged": asdict(self.staged) if self.staged else None}
+        tmp = self.folder / f".{self.FILE}.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.folder / self.FILE)
+
+
+def read_progress(folder: Path) -> tuple[str | None, StagedFile | None]:
+    """(the stage a dead worker was in, the staged file if staging had finished)."""
+    try:
+        record = json.loads((folder / Progress.FILE).read_text())
+    except (OSError, ValueError):
+        return None, None
+    staged = record.get("staged")
+    if staged and staged.get("rejection") is not None:
+        staged["rejection"] = tuple(staged["rejection"])
+    return record.get("stage"), StagedFile(**staged) if staged else None
 
 
 METADATA_DONE = "metadata"  # the oracle's word for "its metadata is stored"

@@ -147,6 +147,23 @@ def _limited(timeout_seconds: float, cpu_seconds: float | None, fn: Callable[...
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def grant_time(seconds: float, cpu_factor: float | None = None) -> None:
+    """In a worker, inside a task: give the task's next stage `seconds` of wall clock (and
+    `cpu_factor` x that of CPU time) from now, replacing what was left. A file's chain calls
+    it at each stage, so each stage has its own limit (a video's poster has the video time
+    limit, its header checks the per-file one) and a hang in any of them still ends the
+    worker. Outside a time-limited task it does nothing."""
+    if seconds <= 0 or signal.getitimer(signal.ITIMER_REAL)[0] <= 0:
+        return
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    if cpu_factor:
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if soft != hard:  # cpu_limited set a soft limit for this task
+            allowance = math.ceil(_cpu_used() + seconds * cpu_factor)
+            resource.setrlimit(resource.RLIMIT_CPU, (
+                allowance if hard == resource.RLIM_INFINITY else min(allowance, hard), hard))
+
+
 def timed_call(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
     """Run `fn(*args)` and return (result, wall ms, CPU ms of the worker process, all its
     threads): per-file timings and cost."""
@@ -316,7 +333,7 @@ def _collect(future: Any, timeout_seconds: float) -> Outcome:
         return Outcome(error=Rejected("timeout", f"no result within {timeout_seconds:g} s"))
     except ProcessExpired as exc:
         if exc.exitcode == -signal.SIGALRM:
-            return Outcome(error=Rejected("timeout", f"no result within {timeout_seconds:g} s"))
+            return Outcome(error=Rejected("timeout", "a stage ran past its time limit"))
         if exc.exitcode == -signal.SIGXCPU:
             return Outcome(error=Rejected("cpu_time_limit", "the worker used up its CPU time"))
         return Outcome(error=Rejected("worker_crashed", f"exit code {exc.exitcode}"))

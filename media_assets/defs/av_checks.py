@@ -13,10 +13,7 @@ from media_assets.codec.av_inspect import (
     inspect_waveform,
 )
 from media_assets.defs.av_derivatives import (
-    audio_preview,
-    poster,
     rendition_key,
-    waveform,
     waveform_image_key,
     web_rendition,
 )
@@ -77,7 +74,7 @@ def web_rendition_plays(context: AssetCheckExecutionContext, storage: MediaStora
         timeout=rules.video.timeout_seconds, spec_hash=spec.spec_hash)
 
 
-@asset_check(asset=audio_preview, partitions_def=batch_partitions,
+@asset_check(asset="audio_preview", partitions_def=batch_partitions,
              description="Each preview is AAC and as long as the spec says (or its source).")
 def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
                            policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
@@ -91,7 +88,7 @@ def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaSt
         spec_hash=spec.spec_hash)
 
 
-@asset_check(asset=waveform, partitions_def=batch_partitions,
+@asset_check(asset="waveform", partitions_def=batch_partitions,
              description="Each waveform has the spec's bucket count and its picture decodes.")
 def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
                       policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
@@ -103,7 +100,7 @@ def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage
         inspect_waveform, lambda cid: (spec,), spec_hash=spec.spec_hash)
 
 
-@asset_check(asset=poster, partitions_def=batch_partitions,
+@asset_check(asset="poster", partitions_def=batch_partitions,
              description="Every video has a poster that decodes and fits the thumbnail spec; "
                          "audio cover art, where present, too.")
 def poster_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,

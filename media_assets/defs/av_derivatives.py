@@ -1,6 +1,6 @@
-"""Video and audio derivatives, each its own asset so a changed spec re-runs only that one:
-`poster` (a video's representative frame or an audio file's cover art, as its thumbnail),
-`web_rendition` (fast-start H.264/AAC MP4), `audio_preview` (AAC M4A) and `waveform`."""
+"""`web_rendition`: fast-start H.264/AAC MP4 of each video, in an op of its own (each file takes
+a slot of the `transcode` pool and minutes of CPU; its retries are its own). The other video
+and audio derivatives (poster, audio preview, waveform) come from the batch pass."""
 
 
 import shutil
@@ -13,15 +13,11 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from media_assets.codec.audio_preview import render_audio_preview
-from media_assets.codec.poster import render_still
 from media_assets.codec.rendition import render_web_rendition
-from media_assets.codec.waveform import render_waveform
 from media_assets.defs.common import (
     STORAGE_RETRY,
     RenderConfig,
     batch_files,
-    contact_sheet_markdown,
     process_files,
     record_usage,
     spec_json,
@@ -69,45 +65,6 @@ def _missing(store: Any, files: dict[str, dict], key_for: Callable[[str], str],
 
 
 @asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
-       code_version="poster-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"webp"}, owners=OWNERS, tags=media_tags("video", "audio"))
-def poster(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
-           policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
-    """The thumbnail of each video (the first keyframe after `video.poster_at` of its
-    duration, upright) and of each audio file with embedded cover art; same spec as images."""
-    store, rules = storage.store(), policy.load()
-    spec = rules.derivative("thumbnail")
-    files = batch_files(store, context.partition_key, ("video", "audio"), context.log)
-    # Audio without cover art has no thumbnail; remembered so a rerun does not look again.
-    without_cover = load_step_results(store, context.partition_key, "poster_without_cover")
-    needed = {cid: [s for s in rules.specs_to_keep("thumbnail", cid)
-                    if config.force or not store.exists(spec_output_key(s, cid))]
-              for cid in files}
-    todo = {cid: e for cid, e in files.items()
-            if needed[cid] and (config.force or without_cover.get(cid) != spec.spec_hash)}
-    started = time.perf_counter()
-    with _scratch(store, "poster-") as scratch:
-
-        def keep(cid: str, rendered: list[Any]) -> None:
-            by_hash = {s.spec_hash: s for s in needed[cid]}
-            for item in rendered:
-                store.put_file(spec_output_key(by_hash[item.spec_hash], cid), item.path)
-            if not rendered:
-                without_cover[cid] = spec.spec_hash
-
-        failed = process_files(
-            context, store, workers, rules.limits, todo,
-            lambda cid, path: (render_still, path, files[cid]["kind"], needed[cid],
-                               scratch / cid, rules.video.poster_at),
-            keep, stage="poster", timeout=rules.video.timeout_seconds)
-    save_step_results(store, context.partition_key, "poster_without_cover", without_cover)
-    stills = [spec_output_key(rules.derivative_for("thumbnail", cid), cid) for cid in files]
-    stills = [key for key in stills if store.exists(key)]
-    return _result(context, store, files, todo, failed, started, spec, with_thumbnail=len(stills),
-                   contact_sheet=contact_sheet_markdown(store, stills))
-
-
-@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
        code_version="web_rendition-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
        kinds={"mp4"}, pool=TRANSCODE_POOL, owners=OWNERS, tags=media_tags("video"))
 def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
@@ -148,31 +105,6 @@ def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage:
         ("width", "int"), ("height", "int"), ("fps", "float"), ("rotation", "int")]))
 
 
-@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
-       code_version="audio_preview-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"m4a"}, owners=OWNERS, tags=media_tags("audio"))
-def audio_preview(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
-                  policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
-    """The first `audio.preview.seconds` of each audio file as AAC in M4A, 48 kHz stereo."""
-    store, rules = storage.store(), policy.load()
-    spec = rules.audio.preview
-    files = batch_files(store, context.partition_key, ("audio",), context.log)
-    todo = _missing(store, files, lambda cid: spec_output_key(spec, cid), config.force)
-    started = time.perf_counter()
-    with _scratch(store, "preview-") as scratch:
-
-        def keep(cid: str, seconds: float) -> None:
-            store.put_file(spec_output_key(spec, cid), scratch / f"{cid}.m4a")
-            (scratch / f"{cid}.m4a").unlink(missing_ok=True)
-
-        failed = process_files(
-            context, store, workers, rules.limits, todo,
-            lambda cid, path: (render_audio_preview, path, scratch / f"{cid}.m4a",
-                               spec.seconds, spec.bit_rate),
-            keep, stage="audio_preview", timeout=rules.audio.timeout_seconds)
-    return _result(context, store, files, todo, failed, started, spec)
-
-
 def is_own_rendition(plan: dict[str, Any] | None, spec: Any) -> bool:
     """True when, under this spec, the original itself serves as the web rendition."""
     return bool(plan and plan.get("action") == "skip" and plan.get("spec_hash") == spec.spec_hash)
@@ -187,29 +119,4 @@ def waveform_image_key(spec: Any, cid: str) -> str:
     return derivative_key(spec.name, spec.spec_hash, cid, "png")
 
 
-@asset(deps=["originals"], partitions_def=batch_partitions, backfill_policy=one_run_per_batch,
-       code_version="waveform-1", retry_policy=STORAGE_RETRY, group_name="derivatives",
-       kinds={"json", "png"}, owners=OWNERS, tags=media_tags("audio"))
-def waveform(context: AssetExecutionContext, config: RenderConfig, storage: MediaStorage,
-             policy: PolicyResource, workers: DecodeWorkers) -> MaterializeResult:
-    """Each audio file's peak envelope (min/max per bucket) as JSON, and a PNG of it."""
-    store, rules = storage.store(), policy.load()
-    spec = rules.audio.waveform
-    files = batch_files(store, context.partition_key, ("audio",), context.log)
-    todo = _missing(store, files, lambda cid: waveform_image_key(spec, cid), config.force)
-    started = time.perf_counter()
-    with _scratch(store, "waveform-") as scratch:
-
-        def keep(cid: str, written: dict[str, Path]) -> None:
-            store.put_file(spec_output_key(spec, cid), written["json"])
-            store.put_file(waveform_image_key(spec, cid), written["png"])  # written last
-            shutil.rmtree(scratch / cid, ignore_errors=True)
-
-        failed = process_files(
-            context, store, workers, rules.limits, todo,
-            lambda cid, path: (render_waveform, path, scratch / cid, spec),
-            keep, stage="waveform", timeout=rules.audio.timeout_seconds)
-    return _result(context, store, files, todo, failed, started, spec)
-
-
-av_assets = [poster, web_rendition, audio_preview, waveform]
+av_assets = [web_rendition]

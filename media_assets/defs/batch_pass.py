@@ -180,7 +180,7 @@ def _metadata_summary(store: Any, report: PassReport, stage: str,
 def _derivative_summary(store: Any, rules: Any, report: PassReport,
                         derivative: Derivative) -> dict[str, Any]:
     name, tally = derivative.name, report.tallies[derivative.asset]
-    spec = rules.derivative(name)
+    spec = rules.spec(name)
     canary = rules.canaries.get(name)
     for used in (spec, canary.spec) if canary else (spec,):
         record_spec(store, used)
@@ -203,7 +203,7 @@ def _derivative_summary(store: Any, rules: Any, report: PassReport,
         metadata["canary_files"] = comparison["canary_files"]
         if comparison["bytes_ratio"] is not None:
             metadata["canary_bytes_ratio"] = comparison["bytes_ratio"]
-    if derivative.asset == "thumbnails":
+    if derivative.asset in ("thumbnails", "poster"):
         metadata["contact_sheet"] = contact_sheet_markdown(store, keys)
     return metadata
 

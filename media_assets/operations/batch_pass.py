@@ -33,7 +33,9 @@ from media_assets.codec.file_pass import (
     METADATA_STAGES,
     FileJob,
     FileResult,
+    chain_seconds,
     process_file,
+    read_progress,
 )
 from media_assets.codec.intake import StagedFile, hash_file
 from media_assets.codec.pool import Outcome, timed_call
@@ -72,6 +74,7 @@ from media_assets.records.retention import purged_contents, revive
 # or None}}} and {"run_id": ..., "content_ids": {content id: true}} (stored and re-hashed).
 # Keyed by content id like every step result, so an erasure scrubs them.
 VERIFIED_STEP = "pass_verified"
+WITHOUT_COVER_STEP = "poster_without_cover"  # content id -> thumbnail spec hash looked for
 FIXITY_STEP = "pass_fixity"
 SAMPLE_EVERY = 16  # one output in this many is decoded completely, the rest header-checked
 
@@ -187,6 +190,7 @@ class _Job:
     source: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  # where the bytes are read from
     released: bool = False
+    scratch: Path = Path()  # the worker's folder for this file (outputs, progress)
 
 
 def run_pass(store: ObjectStore, inbox: Inbox, policy: Policy, workers: Workers, *,
@@ -206,13 +210,16 @@ def run_pass(store: ObjectStore, inbox: Inbox, policy: Policy, workers: Workers,
             local.callback(oracle.close)
             batch.oracle = oracle.address
         jobs = batch.plan(local, scratch)
-        tasks = [(i, timed_call, (process_file, job.job, str(scratch / f"f{i}")))
+        for i, job in enumerate(jobs):
+            job.scratch = scratch / f"f{i}"
+        tasks = [(i, timed_call, (process_file, job.job, str(job.scratch)))
                  for i, job in enumerate(jobs)]
 
         def settle(index: Hashable, outcome: Outcome) -> None:
             batch.settle(jobs[int(str(index))], outcome)
 
-        workers.run(tasks, policy.limits, on_outcome=settle)
+        # Each stage has its own time limit inside the worker; this is the outer backstop.
+        workers.run(tasks, policy.limits, on_outcome=settle, timeout=chain_seconds(policy))
     return batch.finish(time.perf_counter() - started)
 
 
@@ -238,6 +245,11 @@ class _BatchPass:
         self.fixity: dict[str, str] = {}
         self.metadata: dict[str, dict[str, Any]] = {}
         self._count = -1
+        # Audio files without cover art have no poster: remembered per spec, so a rerun
+        # does not look again.
+        self.without_cover: dict[str, str] = load_step_results(
+            store, batch_key, WITHOUT_COVER_STEP) if "poster" in selection.derivative_assets \
+            else {}
         self.meter = meter_of(store)
         self.staging: Path | None = None
         self.oracle: tuple[str, bytes] | None = None
@@ -352,7 +364,11 @@ class _BatchPass:
         for derivative in for_kind(kind, self.selection.derivative_assets):
             for spec in derivative.specs_to_keep(self.policy, cid):
                 wanted += 1
-                if not force and self.store.exists(spec_output_key(spec, cid)):
+                if force:
+                    continue
+                if self.store.exists(spec_output_key(spec, cid)) or (
+                        derivative.asset == "poster" and kind == "audio"
+                        and self.without_cover.get(cid) == spec.spec_hash):
                     existing.add(spec.spec_hash)
             if derivative.specs_to_keep(self.policy, cid) and all(
                     s.spec_hash in existing
@@ -393,8 +409,14 @@ class _BatchPass:
     def settle(self, job: _Job, outcome: Outcome) -> None:
         result: FileResult | None = None
         wall_ms = cpu_ms = 0.0
+        died_in: str | None = None
         if outcome.ok:
             result, wall_ms, cpu_ms = outcome.value
+        else:  # the worker died (a time limit, the memory cap, a crash): where, and was the
+            # file already staged? Then its original is stored and the stage named.
+            died_in, staged = read_progress(job.scratch)
+            if job.job.intake and staged is not None and died_in != "originals":
+                result = FileResult(staged, staged.kind)
         if job.job.intake:
             entry = self._settle_intake(job, result, outcome.error, wall_ms, cpu_ms)
             if entry is None:
@@ -406,15 +428,15 @@ class _BatchPass:
                 self.meter.file(entry.content_id, entry.kind, entry.source_name).add(
                     cpu_seconds=cpu_ms / 1000, wall_seconds=wall_ms / 1000)
         cid = entry.content_id or ""
-        if result is not None and entry.stored:
+        if result is not None and outcome.ok and entry.stored:
             with self.meter.attributing(cid) if self.meter else nullcontext():
                 self._keep(entry, result)
         if result is not None and result.failure is not None \
                 and result.failure.stage != "originals":
             self._quarantine_stored(entry, result.failure.stage, Rejected(
                 result.failure.reason, result.failure.detail), result.failure.error_class)
-        elif result is None and not job.job.intake:  # the worker died on a stored original
-            stage = self._first_stage(job.job)
+        elif not outcome.ok:  # the worker died on a stored original
+            stage = died_in or self._first_stage(job.job)
             self._quarantine_stored(entry, stage, outcome.error, type(outcome.error).__name__)
         if result is not None and result.scratch:
             shutil.rmtree(result.scratch, ignore_errors=True)
@@ -545,6 +567,12 @@ class _BatchPass:
             asset = by_asset[output.derivative].asset
             self.verified.setdefault(asset, {}).setdefault(cid, {})[output.spec_hash] = \
                 output.problem
+        poster = by_asset.get("thumbnail")
+        if kind == "audio" and poster is not None and poster.asset == "poster" \
+                and result.failure is None:
+            spec = poster.current_spec(self.policy, cid)
+            if not self.store.exists(spec_output_key(spec, cid)):
+                self.without_cover[cid] = spec.spec_hash
         if result.failure is None:
             for derivative in by_asset.values():
                 self.tallies[derivative.asset].content_ids.add(cid)
@@ -600,6 +628,9 @@ class _BatchPass:
             close_batch(self.store, self.batch_key)  # its inbox names are free again
         for stage, ms in self.timings.items():
             save_step_timings(self.store, self.batch_key, stage, ms)
+        if self.without_cover:
+            save_step_results(self.store, self.batch_key, WITHOUT_COVER_STEP,
+                              self.without_cover)
         if self.render_ms:
             timings = load_step_results(self.store, self.batch_key, RENDER_MS_STEP)
             for spec_hash, ms in self.render_ms.items():
