@@ -174,8 +174,13 @@ class Limits:
 @dataclass(frozen=True)
 class Batching:
     settle_seconds: float = 2.0
-    max_files: int = 256
-    max_bytes: int = 2 * 1024**3
+    # A batch closes when it holds max_files files or max_bytes bytes, when its estimated
+    # work reaches target_batch_seconds (operations/batching.py's cost model), or when its
+    # oldest file has waited max_wait_seconds. Small files travel by the thousand: a run's
+    # fixed cost (~3 s) is then a few per cent of its time.
+    max_files: int = 2000
+    max_bytes: int = 4 * 1024**3
+    target_batch_seconds: float = 60.0
     max_wait_seconds: float = 2.0
     header_bytes: int = 65536
     tick_file_budget: int = 5000
