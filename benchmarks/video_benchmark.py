@@ -341,6 +341,7 @@ def write_policy(source: Path, target: Path, clips: int, total_bytes: int,
     batching = data.setdefault("batching", {})
     batching["av_max_files"] = max(int(batching.get("av_max_files", 16)), clips)
     batching["av_max_bytes"] = max(int(batching.get("av_max_bytes", 0)), total_bytes + 1)
+    batching["target_batch_seconds"] = 1e9  # never closed by estimated work
     batching["settle_seconds"] = 0.5
     batching["max_wait_seconds"] = 0.1
     rendition = data.setdefault("video", {}).setdefault("rendition", {})

@@ -253,12 +253,14 @@ class Limits(_Section):
 
 class Batching(_Section):
     settle_seconds: float = Field(2.0, ge=0)
-    max_files: int = Field(256, gt=0)
-    max_bytes: int = Field(2 * 1024**3, gt=0)
-    max_wait_seconds: float = Field(2.0, ge=0)
-    # A batch also closes when its estimated work (seconds of CPU on this machine) reaches
-    # this, so batches are sized by work rather than by count alone.
+    # A batch closes when it holds max_files files or max_bytes bytes, when its estimated
+    # work reaches target_batch_seconds (operations/batching.py's cost model), or when its
+    # oldest file has waited max_wait_seconds. Small files travel by the thousand: a run's
+    # fixed cost (~3 s) is then a few per cent of its time.
+    max_files: int = Field(2000, gt=0)
+    max_bytes: int = Field(4 * 1024**3, gt=0)
     target_batch_seconds: float = Field(60.0, gt=0)
+    max_wait_seconds: float = Field(2.0, ge=0)
     header_bytes: int = Field(65536, gt=0)
     tick_file_budget: int = Field(5000, gt=0)
     tick_seconds_budget: float = Field(20.0, gt=0)

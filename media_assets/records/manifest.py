@@ -30,10 +30,16 @@ UPLOAD, BULK = "upload", "bulk"
 
 
 def new_manifest(batch_key: str, lane: str, sources: list[dict[str, Any]],
-                 created_at: datetime, reason: str = "", work: str = UPLOAD) -> dict[str, Any]:
-    """A batch's membership: each source is {'inbox': name, ...} or {'content_id': id}."""
-    return {"batch_key": batch_key, "lane": lane, "created_at": created_at.isoformat(),
-            "closed_because": reason, "work": work, "sources": sources, "files": None}
+                 created_at: datetime, reason: str = "", work: str = UPLOAD,
+                 estimated_seconds: float | None = None) -> dict[str, Any]:
+    """A batch's membership: each source is {'inbox': name, ...} or {'content_id': id};
+    `estimated_seconds`, when the sensor sized the batch by work, is what it expected the
+    batch to cost (CPU-seconds of one core), to compare with what the run took."""
+    manifest = {"batch_key": batch_key, "lane": lane, "created_at": created_at.isoformat(),
+                "closed_because": reason, "work": work, "sources": sources, "files": None}
+    if estimated_seconds is not None:
+        manifest["estimated_seconds"] = round(estimated_seconds, 3)
+    return manifest
 
 
 def work_of(manifest: dict[str, Any]) -> str:

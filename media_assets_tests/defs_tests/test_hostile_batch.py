@@ -42,7 +42,10 @@ def hostile_run(tmp_path_factory):
         limits={"max_file_bytes": 64 * 1024**2, "max_frames": 10_000,
                 "per_file_timeout_seconds": 20, "worker_memory_mb": 1536, "workers": 2},
         video={"timeout_seconds": 30}, audio={"timeout_seconds": 30},
-        batching={"max_files": 500, "av_max_files": 200, "av_max_bytes": 1024**3})
+        # one batch per lane: hostile headers declare hours of work, which alone would
+        # close a batch per file
+        batching={"max_files": 500, "av_max_files": 200, "av_max_bytes": 1024**3,
+                  "target_batch_seconds": 1e9})
     install.inbox.mkdir()
     good = write_good_set(root / "good-source")
     expected = write_hostile_set(install.inbox / "hostile", good)

@@ -40,6 +40,18 @@ def test_batches_close_by_count(install, jpeg_header):
     assert sizes == [3, 3]  # the seventh waits for company or for max_wait
 
 
+def test_batches_close_by_estimated_work_and_record_it(install, jpeg_header, capfd):
+    install.set_policy(batching={"target_batch_seconds": 0.01, "max_wait_seconds": 3600})
+    for i in range(5):  # a 64 x 48 JPEG is ~4 ms of work: three reach 0.01 s
+        install.drop(f"w{i}.jpg", jpeg_header + bytes([i]), age=30)
+    result = install.tick()
+    manifests = [load_manifest(install.store, r.partition_key) for r in result.run_requests]
+    assert [len(m["sources"]) for m in manifests] == [3]  # two wait for company
+    assert [m["closed_because"] for m in manifests] == ["full"]
+    assert 0.01 <= manifests[0]["estimated_seconds"] < 0.02
+    assert "estimated work 0.01 CPU-s" in capfd.readouterr().err
+
+
 def test_batches_close_by_age(install, jpeg_header):
     install.set_policy(batching={"max_files": 100, "max_wait_seconds": 120})
     install.drop("young.jpg", jpeg_header, age=30)

@@ -1,19 +1,27 @@
-"""Adaptive batching: a lone file goes within seconds, a flood goes in large batches, and a
-steady trickle respects the daily partition budget without breaking the freshness target."""
+"""Adaptive batching: a lone file goes within seconds, a flood goes in batches of about a
+minute of work, and a steady trickle respects the daily partition budget without breaking the
+freshness target."""
 
 from datetime import UTC, datetime
 
+import pytest
+
 from media_assets.codec.cheap_probe import CheapFacts
 from media_assets.codec.sniff import Sniffed
-from media_assets.core.policy import Batching
+from media_assets.core.policy import Batching, Policy, RenditionSpec, VideoPolicy
 from media_assets.operations.batching import (
+    MAX_FILE_SECONDS,
     BudgetState,
     Candidate,
+    Lane,
+    OutputSizes,
     batch_key,
     classify_lane,
+    estimate_seconds,
     heavy_because,
     plan_batches,
 )
+from media_assets_tests.conftest import png_declaring
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 RULES = Batching(max_files=4, max_wait_seconds=5, daily_partition_budget=48, budget_burst=2,
@@ -151,3 +159,162 @@ def test_the_av_lane_classifies_through_the_probe_with_a_ranged_read():
     assert (lane.lane, lane.why, lane.facts.duration_seconds) == (
         "heavy", "duration: 5400 s >= 1800 s", 5400.0)
     assert classify_lane(data[:64], len(data), Batching()).lane == "av"  # no ranged read
+
+
+# The cost model: what a file's run costs, in CPU-seconds of one core of this machine.
+
+JPEG, PNG, WEBP = Sniffed("image", "jpeg"), Sniffed("image", "png"), Sniffed("image", "webp")
+MB = 1_000_000
+
+
+def image(sniffed: Sniffed, pixels: int | None) -> Lane:
+    return Lane("image", sniffed, pixels=pixels)
+
+
+def clip(kind: Sniffed, **declared) -> Lane:
+    return Lane("av", kind, facts=CheapFacts(container="mp4", **declared))
+
+
+def test_a_12_megapixel_camera_jpeg_is_about_80_ms_of_work():
+    assert estimate_seconds(image(JPEG, 4000 * 3000), int(4.5 * MB)) == pytest.approx(0.08,
+                                                                                     rel=0.1)
+
+
+def test_a_small_jpeg_is_a_few_milliseconds():
+    assert 0.003 < estimate_seconds(image(JPEG, 320 * 240), 13_000) < 0.008
+
+
+def test_formats_without_a_dct_draft_cost_more_per_pixel_than_jpeg():
+    jpeg = estimate_seconds(image(JPEG, 4000 * 3000), int(4.5 * MB))
+    png = estimate_seconds(image(PNG, 4000 * 3000), 23 * MB)
+    assert png == pytest.approx(0.2, rel=0.2) and png > 2 * jpeg
+
+
+def test_the_draft_follows_the_largest_derivative():
+    """A 12 MP JPEG decodes at 1/2 scale for a 1440 px preview, at 1/8 for thumbnails only."""
+    photo = image(JPEG, 4000 * 3000)
+    thumbnails_only = OutputSizes(draft_edge=250)
+    assert estimate_seconds(photo, MB, thumbnails_only) < estimate_seconds(photo, MB) / 2
+
+
+def test_an_image_declaring_no_size_is_sized_from_its_bytes():
+    """WebP/HEIF headers are not parsed in the sensor: bytes stand for pixels."""
+    assert estimate_seconds(image(WEBP, None), int(1.2 * MB)) == pytest.approx(
+        estimate_seconds(image(WEBP, 12_000_000), int(1.2 * MB)))
+
+
+def test_the_header_probe_feeds_the_estimate():
+    header = png_declaring(4000, 3000)
+    routed = classify_lane(header, 23 * MB, Batching())
+    assert (routed.lane, routed.pixels) == ("image", 12_000_000)
+    assert estimate_seconds(routed, 23 * MB) == estimate_seconds(image(PNG, 12_000_000),
+                                                                 23 * MB)
+
+
+def test_video_costs_seconds_of_media_times_a_factor_by_frame_size():
+    minute = {"duration_seconds": 60.0, "codecs": ("h264", "aac")}
+    hd = estimate_seconds(clip(VIDEO, width=1920, height=1080, **minute), 120 * MB)
+    assert hd == pytest.approx(60 * 0.87, rel=0.1)  # x264 veryfast to 720p: ~0.87 s/s
+    hd_ready = estimate_seconds(clip(VIDEO, width=1280, height=720, **minute), 60 * MB)
+    small = estimate_seconds(clip(VIDEO, width=320, height=240, **minute), 5 * MB)
+    uhd = estimate_seconds(clip(VIDEO, width=3840, height=2160, **minute), 400 * MB)
+    assert small < hd_ready < hd < uhd
+    assert small < 0.25 * hd
+    no_rendition = OutputSizes(rendition_edge=None)  # video.rendition.mode: never
+    assert estimate_seconds(clip(VIDEO, width=1920, height=1080, **minute), 120 * MB,
+                            no_rendition) < 0.6 * hd
+
+
+def test_the_sizes_the_policy_renders_come_from_the_policy():
+    policy = Policy(video=VideoPolicy(rendition=RenditionSpec(mode="never")))
+    assert OutputSizes.of(policy) == OutputSizes(draft_edge=1440, rendition_edge=None)
+    assert OutputSizes.of(Policy()) == OutputSizes(draft_edge=1440, rendition_edge=720)
+
+
+def test_a_video_whose_index_is_out_of_reach_is_sized_from_its_bytes():
+    """No duration, no frame size: 8 Mbit/s of 1080p."""
+    blind = estimate_seconds(clip(VIDEO), 60 * MB)
+    seen = estimate_seconds(clip(VIDEO, duration_seconds=60.0, width=1920, height=1080),
+                            60 * MB)
+    assert blind == pytest.approx(seen)
+
+
+def test_audio_costs_its_preview_plus_a_fast_decode_of_its_duration():
+    song = estimate_seconds(clip(AUDIO, duration_seconds=180.0, codecs=("aac",)), 3 * MB)
+    podcast = estimate_seconds(clip(AUDIO, duration_seconds=3600.0, codecs=("aac",)),
+                               58 * MB)
+    assert 0.5 < song < 1.0 and 5 < podcast < 10
+    mp3 = Lane("av", Sniffed("audio", "mp3"))  # no cheap probe: 128 kbit/s by its bytes
+    assert estimate_seconds(mp3, 2_880_000) == pytest.approx(
+        estimate_seconds(clip(AUDIO, duration_seconds=180.0), 2_880_000))
+    sound_in_mp4 = clip(VIDEO, duration_seconds=180.0, codecs=("aac",))
+    assert estimate_seconds(sound_in_mp4, 3 * MB) == pytest.approx(song)
+
+
+def test_what_a_hostile_header_claims_is_capped():
+    for claim in (1e300, float("inf"), float("nan")):
+        claimed = estimate_seconds(clip(VIDEO, duration_seconds=claim), MB)
+        assert claimed == MAX_FILE_SECONDS
+    assert estimate_seconds(image(PNG, 10**15), MB) == MAX_FILE_SECONDS
+
+
+def test_sidecars_and_unknown_content_cost_next_to_nothing():
+    assert estimate_seconds(Lane("image", Sniffed("sidecar", "xmp")), 4_000) < 0.005
+    assert estimate_seconds(Lane("image", Sniffed("other", None)), 4_000) < 0.005
+
+
+# Batches sized by work, with the shipped defaults.
+
+DEFAULTS = Batching()
+SMALL_JPEG = estimate_seconds(image(JPEG, 320 * 240), 13_000)
+CAMERA_JPEG = estimate_seconds(image(JPEG, 4000 * 3000), int(4.5 * MB))
+
+
+def photos(count: int, age: float, size: int, seconds: float) -> list[Candidate]:
+    return [Candidate(f"p{i:05d}.jpg", size, NOW.timestamp() - age - i * 0.0001, "image",
+                      seconds=seconds) for i in range(count)]
+
+
+def test_a_backlog_of_5000_small_files_goes_in_a_few_big_batches():
+    plan = plan_batches(photos(5000, 10, 13_000, SMALL_JPEG), DEFAULTS, BudgetState(), NOW,
+                        600)
+    assert [len(b.files) for b in plan.batches] == [2000, 2000, 1000]
+    assert [b.closed_because for b in plan.batches] == ["full", "full", "waited"]
+    assert plan.waiting == 0
+
+
+def test_a_lone_small_file_still_closes_on_max_wait_within_seconds():
+    assert DEFAULTS.max_wait_seconds <= 2
+    young = plan_batches(photos(1, 1, 13_000, SMALL_JPEG), DEFAULTS, BudgetState(), NOW, 600)
+    assert young.batches == [] and young.waiting == 1
+    settled = plan_batches(photos(1, 2.5, 13_000, SMALL_JPEG), DEFAULTS, BudgetState(), NOW,
+                           600)
+    assert [b.closed_because for b in settled.batches] == ["waited"]
+
+
+def test_a_flood_of_12_megapixel_photos_closes_batches_at_about_the_target_work():
+    plan = plan_batches(photos(2000, 10, int(4.5 * MB), CAMERA_JPEG), DEFAULTS, BudgetState(),
+                        NOW, 600)
+    full = [b for b in plan.batches if b.closed_because == "full"]
+    assert len(full) == 2
+    for batch in full:  # the file that reaches the target is the last one in
+        assert DEFAULTS.target_batch_seconds <= batch.estimated_seconds < (
+            DEFAULTS.target_batch_seconds + CAMERA_JPEG)
+        assert batch.size <= DEFAULTS.max_bytes and len(batch.files) < DEFAULTS.max_files
+    assert sum(len(b.files) for b in plan.batches) == 2000
+
+
+def test_a_file_heavier_than_the_target_closes_its_batch_at_once():
+    long_clip = Candidate("talk.mp4", 150 * MB, NOW.timestamp() - 1, "av", seconds=900.0)
+    plan = plan_batches([long_clip, *files(2, age=0, lane="av")], DEFAULTS, BudgetState(),
+                        NOW, 600)
+    [batch] = plan.batches  # not waiting for max_wait: it is a whole batch of work already
+    assert (batch.files, batch.closed_because) == ((long_clip,), "full")
+    assert plan.waiting == 2
+
+
+def test_batches_full_by_work_close_over_the_budget_and_never_count_against_it():
+    spent = BudgetState(day=NOW.date().isoformat(), batches=500, partial=500)
+    plan = plan_batches(photos(10, 0, 1_000, 7.0), DEFAULTS, spent, NOW, 600)
+    assert [len(b.files) for b in plan.batches] == [9]  # 63 s of work; one file waits
+    assert (plan.budget.batches, plan.budget.partial) == (501, 500)
