@@ -204,7 +204,7 @@ def test_plan_waits_for_company_and_says_why():
 
 
 def test_plan_closes_by_the_policys_target_work():
-    policy = Policy(batching=replace(Batching(), target_batch_seconds=1.0))
+    policy = Policy(batching=Batching(target_batch_seconds=1.0))
     tick = plan([candidate(f"{i}.jpg", seconds=0.3) for i in range(8)], policy=policy)
     assert [len(b.batch.files) for b in tick.to_open] == [4, 4]  # 1.2 s each: reached
     assert [b.batch.closed_because for b in tick.to_open] == ["full", "full"]
