@@ -3,7 +3,8 @@
 Paths default to folders under the working directory; environment variables override them
 (MEDIA_ASSETS_INBOX, MEDIA_ASSETS_STORE, MEDIA_ASSETS_POLICY, and the alert webhook
 MEDIA_ASSETS_ALERT_WEBHOOK_URL), read by Dagster at run time. An `s3://bucket/prefix` store or
-inbox puts it on S3 (MEDIA_ASSETS_S3_* and the standard AWS_* variables: see `_s3_settings`).
+inbox puts it on S3 (MEDIA_ASSETS_S3_* and the standard AWS_* variables: see
+`S3_ENVIRONMENT` in defs/resources.py).
 MEDIA_ASSETS_EXECUTOR picks where steps run (`in_process`, `celery`, `k8s`; see
 defs/executors.py).
 """
@@ -44,13 +45,13 @@ from media_assets.defs.maintenance import (
 from media_assets.defs.operations import operations_jobs
 from media_assets.defs.recovery import rebuild_catalog
 from media_assets.defs.resources import (
-    COLD_CLASS_VARIABLE,
-    S3_ENVIRONMENT,
     AlertNotifier,
     DecodeWorkers,
     InboxResource,
     MediaStorage,
     PolicyResource,
+    s3_fields,
+    store_s3_fields,
 )
 from media_assets.defs.rollout import rollout_jobs
 from media_assets.defs.sensors import inbox_sensor
@@ -60,13 +61,6 @@ from media_assets.defs.usage import usage, usage_job, usage_schedule
 def _setting(env_name: str, default: str) -> str | EnvVar:
     """An EnvVar when the variable is set (resolved by Dagster at run time), else the default."""
     return EnvVar(env_name) if env_name in os.environ else default
-
-
-def _s3_settings(**more: str) -> dict[str, EnvVar]:
-    """The S3 connection of the store and the inbox, as EnvVars (secrets never show in the
-    UI); unset variables leave boto3's own defaults (credential chain, region)."""
-    variables = {**S3_ENVIRONMENT, **more}
-    return {field: EnvVar(name) for field, name in variables.items() if name in os.environ}
 
 
 defs = Definitions(
@@ -81,9 +75,9 @@ defs = Definitions(
     resources={
         "storage": MediaStorage(
             root=_setting("MEDIA_ASSETS_STORE", "data/store"),
-            **_s3_settings(s3_cold_storage_class=COLD_CLASS_VARIABLE)),
+            **store_s3_fields(EnvVar)),
         "inbox": InboxResource(root=_setting("MEDIA_ASSETS_INBOX", "data/inbox"),
-                               **_s3_settings()),
+                               **s3_fields(EnvVar)),
         "policy": PolicyResource(path=_setting("MEDIA_ASSETS_POLICY", "policy.yaml")),
         "workers": DecodeWorkers(),
         "alerts": AlertNotifier(webhook_url=_setting("MEDIA_ASSETS_ALERT_WEBHOOK_URL", "")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+from av.error import FFmpegError
 
 from media_assets.codec.resample import FollowingResampler
 from media_assets.core.errors import Rejected
@@ -43,7 +44,7 @@ def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
         if written == 0:
             raise Rejected("corrupt", "no audio samples")
         tmp.replace(out_path)
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.error import FFmpegError
 from PIL import Image
 
 from media_assets.codec.av_probe import probe_av
@@ -88,6 +89,6 @@ def _decode_all(path: Path) -> int:
             stream.thread_type = "AUTO"
             for _ in container.decode(stream):
                 frames += 1
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", str(exc.strerror)) from exc
     return frames

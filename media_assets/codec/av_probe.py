@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.error import FFmpegError
+from av.stream import Disposition
 
 from media_assets.core.errors import Rejected
 
@@ -27,12 +29,12 @@ def probe_av(path: Path, *, decode: bool = True) -> dict[str, Any]:
         raise Rejected("empty", f"{path.name} has 0 bytes")
     try:
         container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+    except (FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise Rejected("corrupt", _describe(exc)) from exc
     with container:
         # a stream FFmpeg has no decoder for has no codec context: it cannot be used
         video = [s for s in container.streams.video if s.codec_context is not None
-                 and not s.disposition & av.stream.Disposition.attached_pic]
+                 and not s.disposition & Disposition.attached_pic]
         audio = [s for s in container.streams.audio if s.codec_context is not None]
         if not video and not audio:
             raise Rejected("corrupt", "no audio or video stream")
@@ -43,7 +45,7 @@ def probe_av(path: Path, *, decode: bool = True) -> dict[str, Any]:
             "bit_rate": container.bit_rate or None,
             "video": [_video(container, s, decode) for s in video],
             "audio": [_audio(s) for s in audio],
-            "has_cover_art": any(s.disposition & av.stream.Disposition.attached_pic
+            "has_cover_art": any(s.disposition & Disposition.attached_pic
                                  for s in container.streams.video),
             "creation_time": tags.get("creation_time"),
             "title": tags.get("title"), "artist": tags.get("artist"),
@@ -91,7 +93,7 @@ def _rotation(container: Any, stream: Any) -> int:
     try:
         for frame in container.decode(stream):
             return int(round(-frame.rotation)) % 360
-    except av.FFmpegError:
+    except FFmpegError:
         return 0  # undecodable video: the decode step quarantines it, not the probe
     return 0
 
@@ -140,11 +142,11 @@ def _first_frame(path: Path, kind: str) -> int:
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             usable = [s for s in getattr(container.streams, kind) if s.codec_context is not None
-                      and not s.disposition & av.stream.Disposition.attached_pic]
+                      and not s.disposition & Disposition.attached_pic]
             if not usable:
                 raise Rejected("corrupt", f"no decodable {kind} stream")
             for frame in container.decode(usable[0]):
                 return int(round(-frame.rotation)) % 360 if kind == "video" else 0
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", f"{kind} does not decode: {_describe(exc)}") from exc
     raise Rejected("corrupt", f"no decodable {kind} frames")

@@ -338,6 +338,13 @@ def _draft_scale(long_edge: int, draft_edge: int) -> int:
     return 1
 
 
+def _band_extrema(im: Image.Image) -> tuple[float, float]:
+    """(min, max) of a one-band image; Pillow's return type also covers multi-band images."""
+    low, high = im.getextrema()
+    assert not isinstance(low, tuple) and not isinstance(high, tuple)
+    return low, high
+
+
 def _to_8bit(im: Image.Image) -> Image.Image:
     """Any decoded mode -> one of L, LA, RGB, RGBA, CMYK (8 bits per channel), scaling depth."""
     mode = im.mode
@@ -357,12 +364,12 @@ def _to_8bit(im: Image.Image) -> Image.Image:
         return im.convert("RGB")
     if mode in _SIXTEEN_BIT_MODES or mode == "I":
         wide = im if mode == "I" else im.convert("I")
-        low, high = wide.getextrema()  # type: ignore[misc]
+        low, high = _band_extrema(wide)
         if mode == "I" and high <= 255 and low >= 0:
             return wide.convert("L")  # an 8-bit range stored in 32 bits
         return wide.point(lambda v: v / 256).convert("L")  # 0..65535 -> 0..255, no clipping
     if mode == "F":
-        low, high = im.getextrema()  # type: ignore[misc]
+        low, high = _band_extrema(im)
         if high <= 1.0:
             return im.point(lambda v: v * 255).convert("L")
         return im.convert("L")

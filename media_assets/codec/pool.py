@@ -15,18 +15,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
 from media_assets.codec.slots import CoreSlots, machine_cores, slots_dir
 from media_assets.core.errors import Rejected, TransientError
 
+TaskKey = TypeVar("TaskKey", bound=Hashable)  # what a task's outcome is filed under
 TRANSIENT_ATTEMPTS = 3
 # How long a file may wait for a free core before the wait counts as the machine's trouble
 # (a TransientError: retried, then the step fails), never as the file's.
@@ -265,11 +266,11 @@ class WorkerPool:
 
     def run(
         self,
-        tasks: Iterable[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
+        tasks: Iterable[tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]],
         timeout_seconds: float,
-        on_outcome: Callable[[Hashable, Outcome], None] | None = None,
+        on_outcome: Callable[[TaskKey, Outcome], None] | None = None,
         cpu_seconds: float | None = None,
-    ) -> dict[Hashable, Outcome]:
+    ) -> dict[TaskKey, Outcome]:
         """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key, each
         under a wall-clock limit of `timeout_seconds` and (if given) a CPU-time limit of
         `cpu_seconds`, both counted from when the file gets a core.
@@ -280,14 +281,17 @@ class WorkerPool:
         retried a bounded number of times, then raised: never a quarantine for a good file.
         """
         pending = list(tasks)
-        outcomes: dict[Hashable, Outcome] = {}
-        attempts: dict[Hashable, int] = {}
+        outcomes: dict[TaskKey, Outcome] = {}
+        attempts: dict[TaskKey, int] = {}
         slot_wait = self.slot_wait_seconds if self.share_cores else 0.0
         backstop = slot_wait + timeout_seconds + BACKSTOP_SECONDS if timeout_seconds > 0 \
             else None
         try:
             while pending:
                 pool = self._processes(len(pending))
+                # plain Futures: pebble's ProcessFuture narrows `_state` to its own enum, which
+                # as_completed's protocol rejects though it is a str at run time
+                futures: dict[Future[Any], tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]]
                 futures = {pool.schedule(on_a_core, args=(timeout_seconds, slot_wait,
                                                           cpu_seconds, fn, *args),
                                          timeout=backstop): (key, fn, args)
@@ -326,7 +330,7 @@ class WorkerPool:
         self.close()
 
 
-def _collect(future: Any, timeout_seconds: float) -> Outcome:
+def _collect(future: Future[Any], timeout_seconds: float) -> Outcome:
     try:
         return Outcome(value=future.result())
     except FutureTimeout:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.error import FFmpegError
+from av.stream import Disposition
 from PIL import Image
 
 from media_assets.codec.images import RenderedDerivative, write_derivatives, write_specs
@@ -41,7 +43,7 @@ def poster_frame(path: Path, *, at_fraction: float = 0.1, max_frames: int = 120)
                 raise Rejected("corrupt", "no decodable video frame")
             rotation = int(round(-chosen.rotation)) % 360
             image = chosen.to_image()
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
     if rotation in _UPRIGHT:
         image = image.transpose(_UPRIGHT[rotation])
@@ -54,7 +56,7 @@ def _keyframe_after(container: Any, stream: Any, target: float) -> Any:
     try:
         container.seek(int(target / stream.time_base), stream=stream, backward=False)
         frame = next(container.decode(stream), None)
-    except av.FFmpegError:
+    except FFmpegError:
         return None
     if frame is None or float(frame.time or 0.0) + 1e-3 < target:
         return None  # the demuxer seeks backward only, or nothing follows the target
@@ -84,7 +86,7 @@ def cover_art(path: Path) -> Image.Image | None:
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             covers = [s for s in container.streams.video
-                      if s.disposition & av.stream.Disposition.attached_pic]
+                      if s.disposition & Disposition.attached_pic]
             if not covers:
                 return None
             for packet in container.demux(covers[0]):
@@ -92,7 +94,7 @@ def cover_art(path: Path) -> Image.Image | None:
                 if data:
                     with Image.open(io.BytesIO(data)) as picture:
                         return picture.convert("RGB")
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", f"{type(exc).__name__}: {exc.strerror}") from exc
     except OSError:
         return None  # a cover that is not a picture: the file simply has no thumbnail

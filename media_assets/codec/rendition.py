@@ -14,6 +14,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.error import FFmpegError
 
 from media_assets.codec.av_probe import probe_av
 from media_assets.codec.resample import FollowingResampler
@@ -91,6 +92,9 @@ def transcode(path: Path, out_path: Path, plan: RenditionPlan, spec: RenditionSp
                     if packet.stream is video_in:
                         next_index = _encode_video(out, video_out, frame, plan, fps, next_index)
                     else:
+                        # only the audio stream is demuxed besides the video one
+                        assert resampler is not None and audio_out is not None
+                        assert isinstance(frame, av.AudioFrame)
                         for resampled in resampler.resample(frame):
                             resampled.pts = None
                             out.mux(audio_out.encode(resampled))
@@ -98,7 +102,7 @@ def transcode(path: Path, out_path: Path, plan: RenditionPlan, spec: RenditionSp
             if audio_out is not None:
                 out.mux(audio_out.encode())
         tmp.replace(out_path)
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -21,8 +21,10 @@ class FollowingResampler:
     def resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
         source = (frame.format.name, frame.layout.name, frame.sample_rate)
         flushed: list[av.AudioFrame] = []
-        if source != self._source:
-            if self._inner is not None:
-                flushed = list(self._inner.resample(None))
-            self._inner, self._source = av.AudioResampler(**self.target), source
-        return flushed + list(self._inner.resample(frame))
+        inner = self._inner
+        if inner is None or source != self._source:
+            if inner is not None:
+                flushed = list(inner.resample(None))
+            inner = self._inner = av.AudioResampler(**self.target)
+            self._source = source
+        return flushed + list(inner.resample(frame))

@@ -11,6 +11,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.error import FFmpegError
 from PIL import Image, ImageDraw
 
 from media_assets.codec.resample import FollowingResampler
@@ -42,7 +43,7 @@ def peak_envelope(path: Path, buckets: int = 1000) -> dict[str, Any]:
                         mins.extend(blocks.min(axis=1).tolist())
                         maxs.extend(blocks.max(axis=1).tolist())
                         carry = carry[whole:]
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
     if len(carry):
         mins.append(float(carry.min()))

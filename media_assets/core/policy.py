@@ -17,7 +17,7 @@ import json
 from collections.abc import Hashable
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -137,30 +137,39 @@ class RenditionSpec(_Spec):
     # original's bytes (under when_needed a fitting MP4 is linked, metadata and all).
     mode: Literal["always", "when_needed", "never"] = "always"
     long_edge: LongEdge = 720
-    max_fps: SpecFloat = Field(30.0, gt=0)
-    crf: int = Field(23, ge=0, le=51)
+    max_fps: SpecFloat = Field(default=30.0, gt=0)
+    crf: int = Field(default=23, ge=0, le=51)
     preset: X264Preset = "veryfast"
-    audio_bitrate: int = Field(128_000, gt=0)
-    extension: ClassVar[str] = "mp4"
+    audio_bitrate: int = Field(default=128_000, gt=0)
+
+    @property
+    def extension(self) -> str:  # a property, as the `Spec` protocol of derivatives reads it
+        return "mp4"
 
 
 class AudioPreviewSpec(_Spec):
     """The first `seconds` of an audio file as AAC in M4A, 48 kHz stereo."""
 
     name: Literal["audio_preview"] = "audio_preview"
-    seconds: SpecFloat = Field(30.0, gt=0)
-    bit_rate: int = Field(128_000, gt=0)
-    extension: ClassVar[str] = "m4a"
+    seconds: SpecFloat = Field(default=30.0, gt=0)
+    bit_rate: int = Field(default=128_000, gt=0)
+
+    @property
+    def extension(self) -> str:
+        return "m4a"
 
 
 class WaveformSpec(_Spec):
     """Peak envelope (min/max per bucket) as JSON, plus a PNG picture of it."""
 
     name: Literal["waveform"] = "waveform"
-    buckets: int = Field(1000, gt=0)
-    width: int = Field(1000, gt=0)
-    height: int = Field(120, gt=0)
-    extension: ClassVar[str] = "json"
+    buckets: int = Field(default=1000, gt=0)
+    width: int = Field(default=1000, gt=0)
+    height: int = Field(default=120, gt=0)
+
+    @property
+    def extension(self) -> str:
+        return "json"
 
 
 Spec = DerivativeSpec | RenditionSpec | AudioPreviewSpec | WaveformSpec
@@ -170,8 +179,8 @@ class RetentionClass(_Section):
     """When a class's originals go to the cold tier and when they are purged (None = never).
     Derivatives, metadata and catalog rows are kept either way."""
 
-    cold_after_days: float | None = Field(None, ge=0)
-    purge_after_days: float | None = Field(None, ge=0)
+    cold_after_days: float | None = Field(default=None, ge=0)
+    purge_after_days: float | None = Field(default=None, ge=0)
 
 
 def _default_classes() -> dict[str, RetentionClass]:
@@ -184,7 +193,7 @@ class Retention(_Section):
     default_class: str = "standard"
     classes: dict[str, RetentionClass] = Field(default_factory=_default_classes)
     folders: dict[str, str] = Field(default_factory=dict)  # inbox sub-folder -> class
-    quarantine_purge_after_days: float | None = Field(14, ge=0)
+    quarantine_purge_after_days: float | None = Field(default=14, ge=0)
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -213,75 +222,75 @@ class Retention(_Section):
 class VideoPolicy(_Section):
     rendition: RenditionSpec = RenditionSpec()
     # fraction of the duration where the poster frame is looked for
-    poster_at: float = Field(0.1, ge=0, le=1)
+    poster_at: float = Field(default=0.1, ge=0, le=1)
     # per video and step (a transcode is minutes of CPU)
-    timeout_seconds: float = Field(1800.0, gt=0)
+    timeout_seconds: float = Field(default=1800.0, gt=0)
 
 
 class AudioPolicy(_Section):
     preview: AudioPreviewSpec = AudioPreviewSpec()
     waveform: WaveformSpec = WaveformSpec()
-    timeout_seconds: float = Field(600.0, gt=0)
+    timeout_seconds: float = Field(default=600.0, gt=0)
 
 
 class Limits(_Section):
-    max_file_bytes: int = Field(512 * 1024**2, gt=0)
+    max_file_bytes: int = Field(default=512 * 1024**2, gt=0)
     # Pillow refuses > 2 x MAX_IMAGE_PIXELS (~179 MP) anyway
-    max_pixels: int = Field(178_000_000, gt=0)
+    max_pixels: int = Field(default=178_000_000, gt=0)
     allowed_types: tuple[FileType, ...] = Field(
-        IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES + SIDECAR_TYPES, min_length=1, strict=False)
-    max_sidecar_bytes: int = Field(1024 * 1024, gt=0)
+        default=IMAGE_TYPES + VIDEO_TYPES + AUDIO_TYPES + SIDECAR_TYPES, min_length=1, strict=False)
+    max_sidecar_bytes: int = Field(default=1024 * 1024, gt=0)
     # Disk guard: a batch is accepted only while the store keeps this much free space after
     # the batch's expected output (its bytes x output_factor: staging, original, derivatives).
-    min_free_bytes: int = Field(1024**3, ge=0)
-    output_factor: float = Field(3.0, gt=0)
-    max_duration_seconds: float = Field(4 * 3600.0, gt=0)  # video and audio
+    min_free_bytes: int = Field(default=1024**3, ge=0)
+    output_factor: float = Field(default=3.0, gt=0)
+    max_duration_seconds: float = Field(default=4 * 3600.0, gt=0)  # video and audio
     # Declared frames (image frames and pages, video/audio sample-table entries) and
     # metadata blocks (EXIF, ICC, XMP, text chunks) are checked before any full decode.
-    max_frames: int = Field(1_000_000, gt=0)
-    max_metadata_bytes: int = Field(4 * 1024**2, gt=0)
-    per_file_timeout_seconds: float = Field(120.0, gt=0)
-    worker_memory_mb: int = Field(3072, gt=0)
+    max_frames: int = Field(default=1_000_000, gt=0)
+    max_metadata_bytes: int = Field(default=4 * 1024**2, gt=0)
+    per_file_timeout_seconds: float = Field(default=120.0, gt=0)
+    worker_memory_mb: int = Field(default=3072, gt=0)
     # Each file's worker also gets a CPU-time limit (RLIMIT_CPU, all its threads): this many
     # times the file's time limit. The kernel ends a worker past it, whatever it is doing.
-    cpu_time_factor: float = Field(4.0, gt=0)
-    workers: int = Field(0, ge=0)  # 0 = one per core
+    cpu_time_factor: float = Field(default=4.0, gt=0)
+    workers: int = Field(default=0, ge=0)  # 0 = one per core
     # Housekeeping removes a temp file (a killed writer's) once untouched this long; it must
     # outlast every per-file time limit, so a live writer never loses its file.
-    temp_max_age_seconds: float = Field(3600.0, gt=0)
+    temp_max_age_seconds: float = Field(default=3600.0, gt=0)
 
 
 class Batching(_Section):
-    settle_seconds: float = Field(2.0, ge=0)
+    settle_seconds: float = Field(default=2.0, ge=0)
     # A batch closes when it holds max_files files or max_bytes bytes, when its estimated
     # work reaches target_batch_seconds (operations/batching.py's cost model), or when its
     # oldest file has waited max_wait_seconds. Small files travel by the thousand: a run's
     # fixed cost (~3 s) is then a few per cent of its time.
-    max_files: int = Field(2000, gt=0)
-    max_bytes: int = Field(4 * 1024**3, gt=0)
-    target_batch_seconds: float = Field(60.0, gt=0)
-    max_wait_seconds: float = Field(2.0, ge=0)
-    header_bytes: int = Field(65536, gt=0)
-    tick_file_budget: int = Field(5000, gt=0)
-    tick_seconds_budget: float = Field(20.0, gt=0)
-    daily_partition_budget: int = Field(48, ge=0)  # 0 (and no burst): every batch waits
-    budget_burst: int = Field(12, ge=0)
-    over_budget_max_wait_seconds: float = Field(600.0, ge=0)
+    max_files: int = Field(default=2000, gt=0)
+    max_bytes: int = Field(default=4 * 1024**3, gt=0)
+    target_batch_seconds: float = Field(default=60.0, gt=0)
+    max_wait_seconds: float = Field(default=2.0, ge=0)
+    header_bytes: int = Field(default=65536, gt=0)
+    tick_file_budget: int = Field(default=5000, gt=0)
+    tick_seconds_budget: float = Field(default=20.0, gt=0)
+    daily_partition_budget: int = Field(default=48, ge=0)  # 0 (and no burst): every batch waits
+    budget_burst: int = Field(default=12, ge=0)
+    over_budget_max_wait_seconds: float = Field(default=600.0, ge=0)
     # The heavy lane (own batches, runs and queue limit), decided from the header and the
     # cheap probe: any one of these sends a file there.
-    heavy_min_bytes: int = Field(200 * 1024**2, gt=0)
-    heavy_min_pixels: int = Field(100_000_000, gt=0)           # images: width x height
-    heavy_min_video_pixels: int = Field(3840 * 2160, gt=0)     # video frames: 4K UHD and up
-    heavy_min_duration_seconds: float = Field(1800.0, gt=0)    # video (audio is ~100x faster)
+    heavy_min_bytes: int = Field(default=200 * 1024**2, gt=0)
+    heavy_min_pixels: int = Field(default=100_000_000, gt=0)         # images: width x height
+    heavy_min_video_pixels: int = Field(default=3840 * 2160, gt=0)   # video frames: 4K UHD and up
+    heavy_min_duration_seconds: float = Field(default=1800.0, gt=0)  # video (audio ~100x faster)
     # Codecs costly to decode whatever their size, by FFmpeg name, matched lowercase.
-    heavy_codecs: tuple[str, ...] = Field(("prores",), strict=False)
+    heavy_codecs: tuple[str, ...] = Field(default=("prores",), strict=False)
     # Video and audio batches are sized by work (compressed bytes ~ decode/encode time),
     # not by count: a batch of videos is minutes of CPU, never hundreds of files.
-    av_max_files: int = Field(16, gt=0)
-    av_max_bytes: int = Field(512 * 1024**2, gt=0)
+    av_max_files: int = Field(default=16, gt=0)
+    av_max_bytes: int = Field(default=512 * 1024**2, gt=0)
     # Bulk work (replays of quarantined files, rebuilds) goes in small runs: a running run is
     # never pre-empted, so a new upload waits at most for one small bulk run.
-    bulk_max_files: int = Field(32, gt=0)
+    bulk_max_files: int = Field(default=32, gt=0)
 
     @field_validator("heavy_codecs")
     @classmethod
@@ -292,22 +301,22 @@ class Batching(_Section):
 class BreakerRules(_Section):
     """When a lane's circuit breaker opens (operations/breaker.py applies them)."""
 
-    window: int = Field(20, gt=0)  # the last files of a lane that are judged
+    window: int = Field(default=20, gt=0)  # the last files of a lane that are judged
     # open at this share of non-deterministic failures...
-    failure_ratio: float = Field(0.5, gt=0, le=1)
-    consecutive: int = Field(5, gt=0)  # ...or this many in a row
-    min_files: int = Field(6, gt=0)  # (the ratio needs at least this many files)
-    cooldown_seconds: float = Field(300.0, ge=0)
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    consecutive: int = Field(default=5, gt=0)  # ...or this many in a row
+    min_files: int = Field(default=6, gt=0)  # (the ratio needs at least this many files)
+    cooldown_seconds: float = Field(default=300.0, ge=0)
 
 
 class Prices(_Section):
     """What resources cost (e.g. a cloud's list prices), to price the daily usage."""
 
-    cpu_hour: float = Field(0.05, ge=0)
+    cpu_hour: float = Field(default=0.05, ge=0)
     gb_month: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"hot": 0.023, "cold": 0.004})
-    per_1000_requests: float = Field(0.005, ge=0)
-    currency: str = Field("USD", min_length=1)
+    per_1000_requests: float = Field(default=0.005, ge=0)
+    currency: str = Field(default="USD", min_length=1)
 
 
 class Costs(_Section):
@@ -315,9 +324,9 @@ class Costs(_Section):
     sub-folder ("" = files dropped at the inbox root)."""
 
     prices: Prices = Prices()
-    daily_budget: float | None = Field(None, ge=0)
+    daily_budget: float | None = Field(default=None, ge=0)
     folder_budgets: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    warn_at: float = Field(0.8, gt=0, lt=1)  # alert at this fraction of a budget, and at 100 %
+    warn_at: float = Field(default=0.8, gt=0, lt=1)  # alert at this fraction of a budget, and 100 %
     pause_over_budget: bool = False    # over 100 %: take no new files from the folder today
 
 
@@ -349,7 +358,7 @@ class _Sections(_Section):
     retention: Retention = Retention()
     breaker: BreakerRules = BreakerRules()
     costs: Costs = Costs()
-    freshness_minutes: float = Field(10.0, gt=0)
+    freshness_minutes: float = Field(default=10.0, gt=0)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -460,7 +469,7 @@ class CanaryChange(_Section):
     """`canary: {thumbnail: {fraction: 0.1, quality: 70}}`: the fields that differ from the
     stable spec (null = unchanged), and the fraction of contents that get them first."""
 
-    fraction: float = Field(0.1, gt=0, le=1)
+    fraction: float = Field(default=0.1, gt=0, le=1)
     long_edge: LongEdge | None = None
     format: ImageFormat | None = None
     quality: Quality | None = None

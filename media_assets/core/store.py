@@ -78,6 +78,7 @@ class Inbox(Protocol):
     `resume_after` to where the next window starts ("" = from the beginning)."""
 
     resume_after: str
+    root: Path  # the local folder `local_path` gives files under (S3: its scratch folder)
 
     def list_entries(self, report: Callable[[str, str], None] | None = None
                      ) -> Iterator[InboxEntry]: ...

@@ -182,7 +182,7 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
             {"media_assets/rebuild": f"{derivative}@{spec_hash}",
              "media_assets/files": str(group.height)}))
     context.log.info(f"{len(requests)} rebuild runs for {stale.height} stale derivatives")
-    return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key))
+    return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key or ""))
 
 
 FULL_SCAN_EVERY = timedelta(hours=1)  # also catches a rebuild that failed and stayed stale

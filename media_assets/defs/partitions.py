@@ -2,7 +2,8 @@
 
 from dagster import BackfillPolicy, DynamicPartitionsDefinition
 
-batch_partitions = DynamicPartitionsDefinition(name="batches")
+BATCH_PARTITIONS = "batches"  # the name the instance keeps the batch keys under
+batch_partitions = DynamicPartitionsDefinition(name=BATCH_PARTITIONS)
 
 # Each batch is its own run: "materialise all" launches one run per batch, never one huge run.
 one_run_per_batch = BackfillPolicy.multi_run(1)

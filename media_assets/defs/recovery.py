@@ -9,7 +9,7 @@ from dagster import Config, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
 from media_assets.defs.catalog import asset_code_versions, build_rows
-from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.partitions import BATCH_PARTITIONS
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.records.catalog import fragment_bytes, fragment_key, latest_fragments
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
@@ -35,7 +35,7 @@ def rebuild_catalog_op(context: OpExecutionContext, config: RebuildCatalogConfig
                        storage: MediaStorage, policy: PolicyResource) -> None:
     store, rules = storage.store(), policy.load()
     batches = manifest_keys(store)
-    known = set(context.instance.get_dynamic_partitions(batch_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
     unregistered = [key for key in batches if key not in known]
     have = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     todo, not_ingested = [], []
@@ -48,7 +48,7 @@ def rebuild_catalog_op(context: OpExecutionContext, config: RebuildCatalogConfig
     rows_written = 0
     if not config.dry_run:
         if unregistered:
-            context.instance.add_dynamic_partitions(batch_partitions.name, unregistered)
+            context.instance.add_dynamic_partitions(BATCH_PARTITIONS, unregistered)
         versions = json.dumps(asset_code_versions(), sort_keys=True)
         for manifest in todo:
             now = datetime.now(UTC)

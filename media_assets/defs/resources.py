@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypedDict
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.resources import ResourceWithS3Configuration
 from pydantic import Field, PrivateAttr
 
-from media_assets.codec.pool import Outcome, WorkerPool
+from media_assets.codec.pool import Outcome, TaskKey, WorkerPool
 from media_assets.core.policy import Limits, Policy, load_policy
 from media_assets.operations.alerts import Alert, WebhookNotifier
 from media_assets.operations.usage import MeteredStore
@@ -19,7 +19,9 @@ from media_assets.storage import LocalInbox, LocalObjectStore
 from media_assets.storage.s3 import MiB, S3ObjectStore, is_s3_url, parse_s3_url
 from media_assets.storage.s3_inbox import S3Inbox
 
-S3_ENVIRONMENT = {  # resource field -> environment variable (each used only when set)
+S3Field = Literal["endpoint_url", "s3_sse", "region_name", "profile_name", "aws_access_key_id",
+                  "aws_secret_access_key", "aws_session_token", "scratch_dir"]
+S3_ENVIRONMENT: dict[S3Field, str] = {  # resource field -> variable (each used only when set)
     "endpoint_url": "MEDIA_ASSETS_S3_ENDPOINT_URL",
     "s3_sse": "MEDIA_ASSETS_S3_SSE",
     "region_name": "AWS_REGION",
@@ -30,6 +32,43 @@ S3_ENVIRONMENT = {  # resource field -> environment variable (each used only whe
     "scratch_dir": "MEDIA_ASSETS_SCRATCH",
 }
 COLD_CLASS_VARIABLE = "MEDIA_ASSETS_S3_COLD_STORAGE_CLASS"
+
+
+class S3Fields(TypedDict, total=False):
+    """The S3Settings fields S3_ENVIRONMENT sets, as keywords a type checker can match (a
+    Dagster EnvVar is a str)."""
+
+    endpoint_url: str
+    s3_sse: str
+    region_name: str
+    profile_name: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_session_token: str
+    scratch_dir: str
+
+
+class StoreS3Fields(S3Fields, total=False):
+    s3_cold_storage_class: str
+
+
+def s3_fields(value: Callable[[str], str]) -> S3Fields:
+    """The fields whose variable is set, each `value(variable)`: the value now (the CLI), or
+    an EnvVar Dagster resolves at run time (secrets never show in the UI). Unset variables
+    leave the fields' defaults (boto3's own credential chain and region)."""
+    fields = S3Fields()
+    for field, name in S3_ENVIRONMENT.items():
+        if name in os.environ:
+            fields[field] = value(name)
+    return fields
+
+
+def store_s3_fields(value: Callable[[str], str]) -> StoreS3Fields:
+    """`s3_fields` and the store's cold storage class."""
+    fields = StoreS3Fields(**s3_fields(value))
+    if COLD_CLASS_VARIABLE in os.environ:
+        fields["s3_cold_storage_class"] = value(COLD_CLASS_VARIABLE)
+    return fields
 
 
 class S3Settings(ResourceWithS3Configuration):
@@ -77,9 +116,7 @@ class MediaStorage(S3Settings):
     @classmethod
     def from_environment(cls, root: str) -> MediaStorage:
         """Outside Dagster (the CLI): the same variables, read now."""
-        names = {**S3_ENVIRONMENT, "s3_cold_storage_class": COLD_CLASS_VARIABLE}
-        return cls(root=root, **{field: os.environ[name] for field, name in names.items()
-                                 if name in os.environ})
+        return cls(root=root, **store_s3_fields(os.environ.__getitem__))
 
 
 class InboxResource(S3Settings):
@@ -119,10 +156,10 @@ class DecodeWorkers(ConfigurableResource):
 
     _pools: dict[tuple[int, int], WorkerPool] = PrivateAttr(default_factory=dict)
 
-    def run(self, tasks: list[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
+    def run(self, tasks: Sequence[tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]],
             limits: Limits,
-            on_outcome: Callable[[Hashable, Outcome], None] | None = None,
-            timeout: float | None = None) -> dict[Hashable, Outcome]:
+            on_outcome: Callable[[TaskKey, Outcome], None] | None = None,
+            timeout: float | None = None) -> dict[TaskKey, Outcome]:
         """Run each (key, fn, args) in isolation under the policy's time and memory limits
         (`timeout` overrides the per-file time limit, e.g. for videos);
         `on_outcome` sees each file's outcome as soon as it is known."""

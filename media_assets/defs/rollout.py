@@ -26,7 +26,7 @@ def rollout_report_op(context: OpExecutionContext, storage: MediaStorage,
     store, rules = storage.store(), policy.load()
     view = content_view(read_catalog(store, columns=STALE_COLUMNS))
     ok = view.filter(view["status"] == "ok") if view.height else view
-    metadata = {"canaries": len(rules.canaries)}
+    metadata: dict[str, int | MetadataValue] = {"canaries": len(rules.canaries)}
     for name in sorted(rules.canaries):
         kinds = ("image", "video", "audio") if name == "thumbnail" else ("image",)
         rows = ok.filter(ok["media_kind"].is_in(kinds)) if ok.height else ok
@@ -36,6 +36,7 @@ def rollout_report_op(context: OpExecutionContext, storage: MediaStorage,
             for spec_hash, ms in load_step_results(store, batch, RENDER_MS_STEP).items():
                 timings.setdefault(spec_hash, {}).update(ms)
         report = compare(store, rules, name, [r["content_id"] for r in chosen], timings)
+        assert report is not None  # None only for a name with no canary
         metadata[name] = MetadataValue.json(report)
         context.log.info(f"canary {name}: {report}")
     context.add_output_metadata(metadata)

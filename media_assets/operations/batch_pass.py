@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +38,7 @@ from media_assets.codec.file_pass import (
     read_progress,
 )
 from media_assets.codec.intake import StagedFile, hash_file
-from media_assets.codec.pool import Outcome, timed_call
+from media_assets.codec.pool import Outcome, TaskKey, timed_call
 from media_assets.codec.sniff import sniff
 from media_assets.codec.untrusted import display_names, open_untrusted
 from media_assets.core.errors import Rejected
@@ -82,9 +82,9 @@ SAMPLE_EVERY = 16  # one output in this many is decoded completely, the rest hea
 class Workers(Protocol):
     """The decode worker pool (see `codec.pool.WorkerPool`)."""
 
-    def run(self, tasks: list[tuple[Hashable, Callable[..., Any], tuple[Any, ...]]],
-            limits: Any, on_outcome: Callable[[Hashable, Outcome], None] | None = None,
-            timeout: float | None = None) -> dict[Hashable, Outcome]: ...
+    def run(self, tasks: Sequence[tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]],
+            limits: Any, on_outcome: Callable[[TaskKey, Outcome], None] | None = None,
+            timeout: float | None = None) -> dict[TaskKey, Outcome]: ...
 
 
 FileLog = Callable[..., None]  # (level, event, content_id, source_name, **fields)
@@ -312,8 +312,9 @@ class _BatchPass:
                 self.entries.append(entry)
                 jobs.extend(self._stored_job(local, scratch, entry))
             else:
-                self.entries.append(FileEntry(source_name=self.shown.get(name, name or "?"),
-                                              status="missing", reason="gone_from_inbox"))
+                shown = self.shown.get(name, name or "?") if name is not None else "?"
+                self.entries.append(FileEntry(source_name=shown, status="missing",
+                                              reason="gone_from_inbox"))
         return jobs
 
     def _plan_stored(self, local: ExitStack, scratch: Path) -> list[_Job]:

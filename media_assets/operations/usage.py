@@ -16,11 +16,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from media_assets.core.store import ObjectStore
 
 USAGE_PREFIX = "usage/records/"
 COUNTERS = ("cpu_seconds", "wall_seconds", "bytes_read", "bytes_written_hot",
@@ -128,20 +131,33 @@ def _counters(use: Use, step_cpu: float, step_wall: float, share: int,
 class MeteredStore:
     """An object store that counts every request and byte into a `Meter`."""
 
-    def __init__(self, store: Any, meter: Meter | None = None) -> None:
+    def __init__(self, store: ObjectStore, meter: Meter | None = None) -> None:
         self.inner, self.meter = store, meter or Meter()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    # Forwarded uncounted (as `__getattr__` did), spelled out for the ObjectStore protocol.
+    def staging_dir(self) -> Path:
+        return self.inner.staging_dir()
+
+    def describe(self, key: str) -> str:
+        return self.inner.describe(key)
+
+    def tier(self, key: str) -> str | None:
+        return self.inner.tier(key)
+
+    def free_bytes(self) -> int | None:
+        return self.inner.free_bytes()
+
     def _count(self, **amounts: float) -> None:
         self.meter.traffic(requests=1, **amounts)
 
-    def put_file(self, key: str, source: Any) -> None:
+    def put_file(self, key: str, source: Path) -> None:
         self.inner.put_file(key, source)
         self._count(bytes_written_hot=_size_of(source))
 
-    def put_file_if_absent(self, key: str, source: Any) -> bool:
+    def put_file_if_absent(self, key: str, source: Path) -> bool:
         written = self.inner.put_file_if_absent(key, source)
         self._count(bytes_written_hot=_size_of(source) if written else 0)
         return written
@@ -160,12 +176,12 @@ class MeteredStore:
         self._count(bytes_read=len(data))
         return data
 
-    def open_read(self, key: str) -> Any:
+    def open_read(self, key: str) -> BinaryIO:
         self._count(bytes_read=self.inner.size(key))
         return self.inner.open_read(key)
 
     @contextlib.contextmanager
-    def local_path(self, key: str) -> Iterator[Any]:
+    def local_path(self, key: str) -> Iterator[Path]:
         with self.inner.local_path(key) as path:
             self._count(bytes_read=path.stat().st_size)
             yield path
@@ -199,15 +215,15 @@ def _size_of(source: Any) -> int:
         return 0
 
 
-def meter_of(store: Any) -> Meter | None:
+def meter_of(store: ObjectStore) -> Meter | None:
     return store.meter if isinstance(store, MeteredStore) else None
 
 
-def unwrapped(store: Any) -> Any:
+def unwrapped(store: ObjectStore) -> ObjectStore:
     return store.inner if isinstance(store, MeteredStore) else store
 
 
-def save_usage(store: Any, rows: list[dict[str, Any]], now: datetime) -> str:
+def save_usage(store: ObjectStore, rows: list[dict[str, Any]], now: datetime) -> str:
     """Write a step's records as one new Parquet object (never counted as its own usage)."""
     table = pa.Table.from_pylist(rows, schema=USAGE_SCHEMA)
     sink = io.BytesIO()
@@ -220,12 +236,14 @@ def save_usage(store: Any, rows: list[dict[str, Any]], now: datetime) -> str:
     return key
 
 
-def read_usage(store: Any, day: str) -> pl.DataFrame:
+def read_usage(store: ObjectStore, day: str) -> pl.DataFrame:
     """Every usage record of one UTC day (YYYY-MM-DD)."""
     store = unwrapped(store)
     keys = [k for k in store.list(f"{USAGE_PREFIX}date={day}/") if k.endswith(".parquet")]
     if not keys:
-        return pl.from_arrow(USAGE_SCHEMA.empty_table())
+        empty = pl.from_arrow(USAGE_SCHEMA.empty_table())
+        assert isinstance(empty, pl.DataFrame)  # a Table converts to a DataFrame
+        return empty
     return pl.concat([pl.read_parquet(io.BytesIO(store.read_bytes(k))) for k in sorted(keys)])
 
 

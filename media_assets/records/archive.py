@@ -51,10 +51,10 @@ def rows_of_day(arrivals: pl.DataFrame, day: date) -> pl.DataFrame:
 def to_contract(rows: pl.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
     """The rows as an Arrow table with exactly the contract's schema (missing nullable columns
     are added as nulls); raises ValueError naming what does not fit."""
-    schema = schema or contract()
+    target = schema or contract()  # a new name: pyarrow has no types, so pyright keeps None
     table = rows.to_arrow()
     columns = []
-    for field in schema:
+    for field in target:
         if field.name in table.column_names:
             column = table.column(field.name)
             try:
@@ -66,7 +66,7 @@ def to_contract(rows: pl.DataFrame, schema: pa.Schema | None = None) -> pa.Table
             columns.append(pa.nulls(table.num_rows, field.type))
         else:
             raise ValueError(f"required column {field.name!r} is missing")
-    result = pa.Table.from_arrays(columns, schema=schema)
+    result = pa.Table.from_arrays(columns, schema=target)
     result.validate(full=True)
     return result
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.container import OutputContainer
+from av.stream import Disposition
 from PIL import Image
 
 CHANNELS = {"mono": 1, "stereo": 2, "5.1": 6}
@@ -39,7 +41,7 @@ def _tone(start: int, samples: int, rate: int, channels: int, hz: float = 440.0)
     return np.stack([wave] * channels)
 
 
-def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream, seconds: float,
+def _encode_audio(out: OutputContainer, stream: av.AudioStream, seconds: float,
                   rate: int, layout: str) -> None:
     fmt = stream.codec_context.format
     frame_size = stream.codec_context.frame_size or 1024
@@ -74,6 +76,7 @@ def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps
     with av.open(str(path), "w", format=format, options=options) as out:
         out.metadata.update(tags or {})
         video = out.add_stream(codec, rate=fps, options={"g": str(gop)} if gop else {})
+        assert isinstance(video, av.VideoStream)  # a video codec's stream
         video.width, video.height = size
         video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if rotation is not None:
@@ -82,13 +85,14 @@ def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps
         if audio:
             rate = 48_000
             sound = out.add_stream(audio_codec, rate=rate, layout=audio)
+            assert isinstance(sound, av.AudioStream)
         count = max(1, int(seconds * fps))
         for index in range(count):
             frame = av.VideoFrame.from_ndarray(_frame(index, count, size), format="rgb24")
             frame.pts, frame.time_base = index, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        if sound is not None:
+        if sound is not None and audio:
             _encode_audio(out, sound, seconds, 48_000, audio)
     return Path(path)
 
@@ -100,19 +104,20 @@ def write_audio(path: Path, codec: str, *, layout: str = "stereo", rate: int = 4
     with av.open(str(path), "w", format=format) as out:
         out.metadata.update(tags or {})
         stream = out.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)  # an audio codec's stream
         if cover is not None:
             _attach_cover(out, cover)
         _encode_audio(out, stream, seconds, rate, layout)
     return Path(path)
 
 
-def _attach_cover(out: av.container.OutputContainer, cover: Image.Image) -> None:
+def _attach_cover(out: OutputContainer, cover: Image.Image) -> None:
     buffer = io.BytesIO()
     cover.convert("RGB").save(buffer, "JPEG", quality=85)
     stream = out.add_stream("mjpeg")
     stream.width, stream.height = cover.size
     stream.pix_fmt = "yuvj420p"
-    stream.disposition = av.stream.Disposition.attached_pic
+    stream.disposition = Disposition.attached_pic
     packet = av.Packet(buffer.getvalue())
     packet.stream, packet.pts, packet.dts = stream, 0, 0
     out.mux(packet)
