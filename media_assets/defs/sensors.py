@@ -21,7 +21,7 @@ from dagster import (
 from media_assets.core.policy import Limits, Policy
 from media_assets.core.store import ObjectStore
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
-from media_assets.defs.partitions import batch_partitions
+from media_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
 from media_assets.defs.queue import queue_tags
 from media_assets.defs.resources import (
     AlertNotifier,
@@ -76,7 +76,7 @@ def inbox_sensor(
     now, started = datetime.now(UTC), time.monotonic()
     claimed, manifests = claimed_inbox_names(store)
     open_batches = [OpenBatch.from_manifest(m, context.instance.has_dynamic_partition(
-        batch_partitions.name, m["batch_key"])) for m in manifests]
+        BATCH_PARTITIONS, m["batch_key"])) for m in manifests]
     scan = scan_inbox(
         drop, rules.batching, now=now, after=inbox_after(context.cursor), claimed=claimed,
         unreadable_before=unreadable_files(store),
