@@ -31,6 +31,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import resource
 import shutil
 import signal
@@ -453,10 +454,30 @@ def _group_alive(pgid: int) -> bool:
 # The instance: SQLite (the repo's dagster.yaml) or a fresh PostgreSQL database
 
 
+def make_dev_pool_limits(makefile: Path = REPO / "Makefile") -> dict[str, int]:
+    """The pool limits `make dev` sets on its instance: its `dagster instance concurrency set
+    POOL N` lines, a `$(VAR)` taken as make does (the environment, else the Makefile's
+    `VAR ?= N`). Read from the Makefile, so a benchmark's instance runs under the same limits
+    (an unset pool has no limit at all)."""
+    text = makefile.read_text()
+    defaults = dict(re.findall(r"^(\w+)\s*\?=\s*(\S+)", text, re.MULTILINE))
+
+    def expand(value: str) -> str:
+        return re.sub(r"\$\((\w+)\)",
+                      lambda m: os.environ.get(m.group(1), defaults.get(m.group(1), "")), value)
+
+    limits = {pool: int(expand(value)) for pool, value in
+              re.findall(r"dagster instance concurrency set (\S+) (\S+)", text)}
+    if not limits:
+        raise RuntimeError(f"no `dagster instance concurrency set` line in {makefile}")
+    return limits
+
+
 class Instance:
     """A DAGSTER_HOME with its dagster.yaml: the repo's (SQLite) or deploy/dagster.postgres.yaml
     on a database of its own, `database` (created now, removed by `drop`), on the server at
-    `server_url` (a `postgresql+psycopg2://` URL: dagster-postgres needs that driver)."""
+    `server_url` (a `postgresql+psycopg2://` URL: dagster-postgres needs that driver); with the
+    pool limits `make dev` sets (`pool_limits`)."""
 
     def __init__(self, kind: str, home: Path, server_url: str, database: str) -> None:
         self.kind, self.home, self.server_url = kind, home, server_url
@@ -465,21 +486,33 @@ class Instance:
         home.mkdir(parents=True)
         if kind == "sqlite":
             shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-            return
-        import psycopg2
+        else:
+            import psycopg2
 
-        self._admin = psycopg2.connect(server_url.replace("+psycopg2", ""))
-        self._admin.autocommit = True
-        with self._admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{self.database}"')
-        shutil.copyfile(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-        self.env = {"MEDIA_ASSETS_PG_URL": server_url.rsplit("/", 1)[0] + f"/{self.database}"}
-        os.environ.update(self.env)  # for DagsterInstance.from_config in this process
+            self._admin = psycopg2.connect(server_url.replace("+psycopg2", ""))
+            self._admin.autocommit = True
+            with self._admin.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{self.database}"')
+            shutil.copyfile(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+            self.env = {"MEDIA_ASSETS_PG_URL":
+                        server_url.rsplit("/", 1)[0] + f"/{self.database}"}
+            os.environ.update(self.env)  # for DagsterInstance.from_config in this process
+        self.pool_limits = make_dev_pool_limits()
+        self.set_pool_limits(self.pool_limits)
 
     def open(self) -> DagsterInstance:
         from dagster import DagsterInstance
 
         return DagsterInstance.from_config(str(self.home))
+
+    def set_pool_limits(self, limits: dict[str, int]) -> None:
+        """What `dagster instance concurrency set POOL N` does, for each pool."""
+        instance = self.open()
+        try:
+            for pool, limit in limits.items():
+                instance.event_log_storage.set_concurrency_slots(pool, limit)
+        finally:
+            instance.dispose()
 
     def drop(self) -> None:
         if self.database:
@@ -516,7 +549,9 @@ class StoreWatch:
         found = {}
         for record in self.store.glob("quarantine/records/*/*.json"):
             with contextlib.suppress(OSError, ValueError):
-                found[record.stem] = json.loads(record.read_text()).get("reason", "?")
+                # <content id>.<source name hash>.json (records/layout.quarantine_record_key)
+                found[record.name.split(".")[0]] = json.loads(record.read_text()).get(
+                    "reason", "?")
         return found
 
     def catalogued(self) -> set[str]:
@@ -795,6 +830,17 @@ def _latency_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def dev_env(instance: Instance, inbox: Path, store: Path, policy: Path) -> dict[str, str]:
+    """The environment of `dagster dev`: ours without any DAGSTER_* / MEDIA_ASSETS_* setting,
+    then the instance's home (and database) and the temp inbox, store and policy."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DAGSTER_", "MEDIA_ASSETS_"))}
+    env.update(DAGSTER_HOME=str(instance.home), MEDIA_ASSETS_INBOX=str(inbox),
+               MEDIA_ASSETS_STORE=str(store), MEDIA_ASSETS_POLICY=str(policy),
+               PYTHONUNBUFFERED="1", **instance.env)
+    return env
+
+
 def run_pipeline(args: argparse.Namespace, run_dir: Path, instance: Instance, flood: list[Path],
                  latency: list[Path], shas: dict[Path, str], policy_path: Path) -> dict:
     """`dagster dev` on `instance` and temp folders: warm-up, lone-file latency on the idle
@@ -812,12 +858,7 @@ def run_pipeline(args: argparse.Namespace, run_dir: Path, instance: Instance, fl
         folder.mkdir(parents=True)
     policy_copy = run_dir / "policy.yaml"
     shutil.copyfile(policy_path, policy_copy)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DAGSTER_", "MEDIA_ASSETS_"))}
-    env.update(DAGSTER_HOME=str(instance.home), MEDIA_ASSETS_INBOX=str(inbox),
-               MEDIA_ASSETS_STORE=str(store), MEDIA_ASSETS_POLICY=str(policy_copy),
-               PYTHONUNBUFFERED="1", **instance.env)
-    dev = DagsterDev(run_dir, env, free_port())
+    dev = DagsterDev(run_dir, dev_env(instance, inbox, store, policy_copy), free_port())
     watch = StoreWatch(store, thumbnail_key)
     result: dict[str, Any] = {"dagster_log": str(dev.log_path),
                               "dagster_home": str(instance.home), "instance": instance.kind}
@@ -1012,6 +1053,16 @@ def git_commit() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def signals_for_dagster_dev() -> None:
+    """SIGTERM runs the finally blocks (which stop `dagster dev`); SIGINT is caught even when
+    started in the background by a shell (`cmd &`), where it is ignored and `dagster dev` would
+    inherit that, so the SIGINT that stops it would do nothing (a caught signal is reset to the
+    default in children)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000,
@@ -1051,12 +1102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.files < 0 or args.latency_drops < 0 or args.warmup < 0:
         raise SystemExit("--files, --latency-drops and --warmup cannot be negative")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-        # Started in the background by a shell (`cmd &`): SIGINT is ignored and `dagster dev`
-        # would inherit that, so the SIGINT that stops it would do nothing. A caught signal
-        # is reset to the default in children.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signals_for_dagster_dev()
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     workdir = args.workdir.resolve()

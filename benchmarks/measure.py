@@ -192,6 +192,21 @@ def cpu_times() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU seconds of a live process tree: each process's own time plus that of the children it
+    has reaped (those have left the tree), so nothing counts twice. Take the difference of two
+    readings for a phase."""
+    total = 0
+    for pid in tree_pids(root_pid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_busy_since(start: tuple[float, float]) -> float:
     busy, total = cpu_times()
     return round((busy - start[0]) / max(1.0, total - start[1]), 3)
