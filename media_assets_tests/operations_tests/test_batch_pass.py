@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from media_assets.codec.pool import Outcome, WorkerPool
+from media_assets.core.errors import Rejected
 from media_assets.core.policy import Policy
 from media_assets.operations.batch_pass import (
     FIXITY_STEP,
@@ -157,3 +158,30 @@ def test_staging_leaves_nothing_behind(setup):
     store, inbox, workers = setup
     run(store, inbox, workers, batch(store, inbox, {"a.jpg": photo()}))
     assert list(Path(store.staging_dir()).iterdir()) == []
+
+
+class DiesInItsLastStage:
+    """Workers whose process is ended (a time limit, the OOM killer) in a file's last stage:
+    the chain runs up to its end here, then the outcome is the death, not the result."""
+
+    def run(self, tasks, limits, on_outcome=None, timeout=None):
+        for key, fn, args in tasks:
+            fn(*args)
+            on_outcome(key, Outcome(error=Rejected("timeout", "a stage ran past its limit")))
+        return {}
+
+
+def test_a_worker_ended_mid_chain_keeps_the_stored_original_and_names_the_stage(setup):
+    """The bytes a worker had staged and verified before it died are stored, and the
+    quarantine record names the stage that was running, not intake."""
+    store, inbox, _ = setup
+    content = photo()
+    key = batch(store, inbox, {"a.jpg": content})
+
+    report, _ = run(store, inbox, DiesInItsLastStage(), key)
+
+    [entry] = report.entries
+    assert entry.status == "ok" and store.read_bytes(entry.original_key) == content
+    [record] = quarantine_records(store, key).values()
+    assert (record["stage"], record["reason"]) == ("derivatives", "timeout")
+    assert os.listdir(inbox.root) == []  # its bytes are safe: it left the inbox
