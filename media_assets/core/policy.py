@@ -270,6 +270,9 @@ class Batching(_Section):
     max_bytes: int = Field(default=4 * 1024**3, gt=0)
     target_batch_seconds: float = Field(default=60.0, gt=0)
     max_wait_seconds: float = Field(default=2.0, ge=0)
+    # A batch that is not full closes on its wait only while its lane has fewer open batches
+    # (queued or running) than this; match the lane's run limit in dagster.yaml.
+    open_batches_per_lane: int = Field(default=2, gt=0)
     header_bytes: int = Field(default=65536, gt=0)
     tick_file_budget: int = Field(default=5000, gt=0)
     tick_seconds_budget: float = Field(default=20.0, gt=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -239,16 +240,23 @@ def within_budget(state: BudgetState, batching: Batching, now: datetime) -> bool
 
 def plan_batches(
     candidates: list[Candidate], batching: Batching, state: BudgetState, now: datetime,
-    freshness_seconds: float,
+    freshness_seconds: float, open_per_lane: Mapping[str, int] | None = None,
 ) -> Plan:
     """Decide which batches to close now; the rest wait for the next tick.
 
     Oldest files first, a lane's batch takes files until it holds `max_files`, until the next
     file would pass `max_bytes`, or until its estimated work reaches `target_batch_seconds`
     (the file that reaches it is the last one in: a file heavier than the target closes its
-    batch at once)."""
+    batch at once).
+
+    A batch that is not full closes on its wait only while its lane has fewer open batches
+    (`open_per_lane`: queued or running) than `open_batches_per_lane`: a small batch closed
+    while the lane's runs are busy would only queue, and each run has a fixed cost; so under
+    a backlog the files gather into bigger batches, and a lone file on an idle lane still
+    goes at once. The freshness bound closes it whatever the lane is doing."""
     state = replace(state.for_day(now))  # never mutate the caller's state
     plan = Plan(budget=state)
+    open_now = dict(open_per_lane or {})
     target = batching.target_batch_seconds
     for lane in LANES:
         queue = sorted((c for c in candidates if c.lane == lane), key=lambda c: (c.mtime, c.name))
@@ -266,7 +274,8 @@ def plan_batches(
             waited = now.timestamp() - queue[0].mtime
             if full:
                 reason = "full"
-            elif waited >= batching.max_wait_seconds and within_budget(state, batching, now):
+            elif waited >= batching.max_wait_seconds and within_budget(state, batching, now) \
+                    and open_now.get(lane, 0) < batching.open_batches_per_lane:
                 reason = "waited"
             elif waited >= min(batching.over_budget_max_wait_seconds, freshness_seconds):
                 reason = "waited (over budget)"
@@ -275,6 +284,8 @@ def plan_batches(
                 plan.waiting += len(queue)
                 break
             plan.batches.append(PlannedBatch(lane, tuple(queue[:take]), reason))
+            if not full:  # a flood's full batches never hold back its tail in one tick
+                open_now[lane] = open_now.get(lane, 0) + 1
             state.batches += 1
             state.partial += reason != "full"
             queue = queue[take:]

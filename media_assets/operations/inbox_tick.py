@@ -203,8 +203,9 @@ def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
     to launch again (no run after `RELAUNCH_AFTER` seconds); the message and next cursor."""
     candidates, breaker_notes, probing = gate_lanes(list(scan.candidates), breakers or {})
     state = BudgetState.from_cursor(cursor)
+    open_per_lane = Counter(b.lane for b in open_batches if b.work == UPLOAD)
     plan = plan_batches(candidates, policy.batching, state, now,
-                        policy.freshness_minutes * 60)
+                        policy.freshness_minutes * 60, open_per_lane)
     first_sequence = plan.budget.batches - len(plan.batches) + 1
     to_open = []
     for offset, batch in enumerate(plan.batches):

@@ -318,3 +318,18 @@ def test_batches_full_by_work_close_over_the_budget_and_never_count_against_it()
     plan = plan_batches(photos(10, 0, 1_000, 7.0), DEFAULTS, spent, NOW, 600)
     assert [len(b.files) for b in plan.batches] == [9]  # 63 s of work; one file waits
     assert (plan.budget.batches, plan.budget.partial) == (501, 500)
+
+
+def test_while_a_lanes_runs_are_busy_a_partial_batch_gathers_instead_of_queueing():
+    """Under a backlog, small batches closed on their wait would only queue behind the lane's
+    runs and each pay a run's fixed cost: they gather until a run slot frees or they fill."""
+    busy = {"image": RULES.open_batches_per_lane}
+    waiting = plan_batches(files(3, age=6), RULES, BudgetState(), NOW, 600, busy)
+    assert waiting.batches == [] and waiting.waiting == 3
+    full = plan_batches(files(5, age=6), RULES, BudgetState(), NOW, 600, busy)
+    assert [b.closed_because for b in full.batches] == ["full"]  # full ones never wait
+    other_lane = plan_batches(files(1, age=6, lane="av"), RULES, BudgetState(), NOW, 600, busy)
+    assert [b.closed_because for b in other_lane.batches] == ["waited"]
+    stale = plan_batches(files(1, age=700), RULES, BudgetState(), NOW, 600, busy)
+    assert [b.closed_because for b in stale.batches] == ["waited (over budget)"]
+
