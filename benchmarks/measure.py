@@ -95,6 +95,15 @@ def role_of(command: str) -> str | None:
     return None
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live process (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class RoleSampler(threading.Thread):
     """Samples the RSS of each role of a `dagster dev` tree every `interval` s and keeps the
     peaks: summed per role, the largest single run (its process and its workers), the total,
@@ -117,6 +126,8 @@ class RoleSampler(threading.Thread):
         self.commands: dict[str, str] = {}  # role -> an example command line
         self.run_commands: set[str] = set()  # what the runs role held (to check it, ≤ 20)
         self._stop_event = threading.Event()
+        # pid -> (role, CPU seconds when first seen, when last seen): where the CPU went
+        self._cpu: dict[int, tuple[str, float, float]] = {}
 
     def snapshot(self) -> dict[str, Any]:
         """RSS and processes per role now (also folded into the peaks)."""
@@ -148,6 +159,10 @@ class RoleSampler(threading.Thread):
             if size > self.peak_single_process:
                 self.peak_single_process, self.peak_single_command = size, command[:160]
             total_pss += pss_bytes(pid)
+            used = process_cpu_seconds(pid)
+            if used is not None:
+                first = self._cpu.get(pid, (role, used, used))[1]
+                self._cpu[pid] = (role, first, used)
         for role, (_, size) in by_role.items():
             self.peak[role] = max(self.peak[role], size)
         now = {role: {"processes": n, "rss_mib": mib(size)}
@@ -172,8 +187,17 @@ class RoleSampler(threading.Thread):
         self._stop_event.set()
         self.join(timeout=10)
 
+    def cpu_seconds_by_role(self) -> dict[str, float]:
+        """CPU seconds each role used while sampled (a process's use before it was first
+        seen, and after its last sample, is not counted)."""
+        spent: Counter[str] = Counter()
+        for role, first, last in self._cpu.values():
+            spent[role] += last - first
+        return {role: round(seconds, 1) for role, seconds in sorted(spent.items())}
+
     def peaks(self) -> dict[str, Any]:
-        return {"rss_mib_by_role": {r: mib(v) for r, v in self.peak.items() if v},
+        return {"cpu_seconds_by_role": self.cpu_seconds_by_role(),
+                "rss_mib_by_role": {r: mib(v) for r, v in self.peak.items() if v},
                 "rss_mib_largest_run": mib(self.peak_single_run),
                 "rss_mib_total": mib(self.peak_total), "pss_mib_total": mib(self.peak_total_pss),
                 "rss_mib_largest_process": mib(self.peak_single_process),
