@@ -178,7 +178,7 @@ def test_the_helm_run_queue_limits_equal_dagster_yaml():
     assert rendered == LOCAL_QUEUE
     spike = {(limit["key"], limit["value"]): limit["limit"]
              for limit in rendered["tag_concurrency_limits"]}
-    assert spike == {("media_assets/lane", "image"): 3, ("media_assets/lane", "av"): 1,
+    assert spike == {("media_assets/lane", "image"): 2, ("media_assets/lane", "av"): 1,
                      ("media_assets/lane", "heavy"): 1, ("media_assets/lane", "rebuild"): 1,
                      ("media_assets/work", "bulk"): 1}
 
