@@ -201,8 +201,8 @@ def test_a_tenfold_spike_on_the_kubernetes_deploy_queues_instead_of_overloading(
                                            tags=queue_tags(lane, "upload"))
                                 for i in range(count)])
         running = queue.step()
-        # max_concurrent_runs 4, image lane 3: the other 36 wait, queued
-        assert running == ["image-1", "image-2", "image-3", "av-1"]
+        # max_concurrent_runs 4, image lane 2, av 1, heavy 1: the other 36 wait, queued
+        assert running == ["image-1", "image-2", "av-1", "heavy-1"]
         assert queue.step() == []  # nothing more starts until a slot frees
         queue.finish(*running)
         assert len(running) + len(queue.drain()) == 40  # every batch runs, none is dropped
