@@ -922,6 +922,22 @@ def run_pipeline(args: argparse.Namespace, run_dir: Path, instance: Instance, fl
 # 3. Report
 
 
+def memory_lines(memory: dict[str, Any] | None) -> list[str]:
+    """The report's lines on a phase's peak RSS: the runs with their workers, the tree."""
+    if not memory:
+        return []
+    runs_peak = memory["rss_mib_by_role"].get("runs", 0.0)
+    roles = ", ".join(f"{role} {v['rss_mib']} ({v['processes']})"
+                      for role, v in memory["breakdown_at_total_peak"].items())
+    return [f"  peak RSS of the runs + their workers {runs_peak} MiB"
+            f"{_goal(runs_peak, RUNS_RSS_GOAL_MIB, False)}; largest run "
+            f"{memory['rss_mib_largest_run']} MiB, {memory['max_concurrent_runs']} "
+            f"runs / {memory['max_run_processes']} run processes at most",
+            f"  peak RSS of the whole tree {memory['rss_mib_total']} MiB (PSS "
+            f"{memory['pss_mib_total']}), {memory['max_processes']} processes at most;"
+            f" at that peak, MiB (processes): {roles}"]
+
+
 def _goal(value: float | None, goal: float | None, at_least: bool) -> str:
     if value is None or goal is None:
         return ""
@@ -960,18 +976,7 @@ def report(data: dict[str, Any]) -> str:
                          f"{flood['arrived_at_first_thumbnail']}/{n} had landed at the first "
                          f"thumbnail; {flood['tail_after_last_arrival_s']} s from the last "
                          "arrival to the last catalog row")
-    memory = pipe.get("memory_flood")
-    if memory:
-        runs_peak = memory["rss_mib_by_role"].get("runs", 0.0)
-        lines.append(f"  peak RSS of the runs + their workers {runs_peak} MiB"
-                     f"{_goal(runs_peak, RUNS_RSS_GOAL_MIB, False)}; largest run "
-                     f"{memory['rss_mib_largest_run']} MiB, {memory['max_concurrent_runs']} "
-                     f"runs / {memory['max_run_processes']} run processes at most")
-        roles = ", ".join(f"{role} {v['rss_mib']} ({v['processes']})"
-                          for role, v in memory["breakdown_at_total_peak"].items())
-        lines.append(f"  peak RSS of the whole tree {memory['rss_mib_total']} MiB (PSS "
-                     f"{memory['pss_mib_total']}), {memory['max_processes']} processes at most;"
-                     f" at that peak, MiB (processes): {roles}")
+    lines += memory_lines(pipe.get("memory_flood"))
     idle = pipe.get("after_flood")
     if idle:
         lines.append(f"  {idle['seconds_after_last_file']:.0f} s after the flood: "

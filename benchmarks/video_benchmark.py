@@ -680,7 +680,7 @@ def _throughput(phase: dict[str, Any], clips: int, seconds: float) -> None:
 
 def dev_report(data: dict[str, Any]) -> list[str]:
     """The pipeline's lines under `dagster dev` (after the bare baseline's)."""
-    from ingest_benchmark import RUNS_RSS_GOAL_MIB, _goal
+    from ingest_benchmark import _goal, memory_lines
 
     pipe = data["pipeline"]
     lines = []
@@ -704,18 +704,7 @@ def dev_report(data: dict[str, Any]) -> list[str]:
                      f"{len(pipe['renditions_missing'])}, left in inbox "
                      f"{len(pipe['left_in_inbox'])}; renditions {pipe['rendition_actions']} "
                      f"{pipe['rendition_sizes']}")
-    memory = pipe.get("memory")
-    if memory:
-        runs_peak = memory["rss_mib_by_role"].get("runs", 0.0)
-        lines.append(f"  peak RSS of the runs + their workers {runs_peak} MiB"
-                     f"{_goal(runs_peak, RUNS_RSS_GOAL_MIB, False)}; largest run "
-                     f"{memory['rss_mib_largest_run']} MiB, {memory['max_concurrent_runs']} "
-                     f"runs / {memory['max_run_processes']} run processes at most")
-        roles = ", ".join(f"{role} {v['rss_mib']} ({v['processes']})"
-                          for role, v in memory["breakdown_at_total_peak"].items())
-        lines.append(f"  peak RSS of the whole tree {memory['rss_mib_total']} MiB (PSS "
-                     f"{memory['pss_mib_total']}), {memory['max_processes']} processes at most;"
-                     f" at that peak, MiB (processes): {roles}")
+    lines += memory_lines(pipe.get("memory"))
     runs = pipe.get("runs") or {}
     summary = runs.get("summary")
     if summary:

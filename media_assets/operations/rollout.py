@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
-from PIL import Image
 
+from media_assets.codec.derivatives.image import image_output_problem
 from media_assets.core.policy import IMAGE_DERIVATIVES, Policy
 from media_assets.records.audit import append, audit_record
 from media_assets.records.layout import spec_output_key
@@ -30,19 +30,8 @@ def inspect_derivative(store: Any, key: str, spec: Any) -> str | None:
     """What is wrong with an image derivative against its spec (None: it conforms)."""
     if not store.exists(key):
         return "missing"
-    try:
-        with store.local_path(key) as path, Image.open(path) as im:
-            size = im.size
-            im.draft(im.mode, (64, 64))  # JPEG: decode every block at 1/8 scale, 8x cheaper
-            im.load()
-            fmt = (im.format or "").lower()
-    except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
-        return f"does not decode: {exc}"
-    if fmt != spec.format:
-        return f"format {fmt}, spec says {spec.format}"
-    if max(size) > spec.long_edge:
-        return f"long edge {max(size)} > {spec.long_edge}"
-    return None
+    with store.local_path(key) as path:
+        return image_output_problem(path, spec, full=True)
 
 
 def compare(store: Any, policy: Policy, name: str, content_ids: Iterable[str],
