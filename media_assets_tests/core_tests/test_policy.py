@@ -175,7 +175,7 @@ def test_a_missing_file_is_refused_with_its_name(tmp_path):
 def test_no_file_means_the_built_in_defaults():
     assert load_policy(None) == load_policy("") == Policy()
     assert Policy().stamp == "1@defaults"
-    assert Policy().batching.target_batch_seconds == 60.0
+    assert Policy().batching.target_batch_seconds == 120.0
 
 
 def test_an_empty_section_means_its_defaults():

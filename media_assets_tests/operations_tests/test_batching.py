@@ -293,7 +293,7 @@ def test_a_lone_small_file_still_closes_on_max_wait_within_seconds():
 
 
 def test_a_flood_of_12_megapixel_photos_closes_batches_at_about_the_target_work():
-    plan = plan_batches(photos(2000, 10, int(4.5 * MB), CAMERA_JPEG), DEFAULTS, BudgetState(),
+    plan = plan_batches(photos(4000, 10, int(2.5 * MB), CAMERA_JPEG), DEFAULTS, BudgetState(),
                         NOW, 600)
     full = [b for b in plan.batches if b.closed_because == "full"]
     assert len(full) == 2
@@ -301,7 +301,7 @@ def test_a_flood_of_12_megapixel_photos_closes_batches_at_about_the_target_work(
         assert DEFAULTS.target_batch_seconds <= batch.estimated_seconds < (
             DEFAULTS.target_batch_seconds + CAMERA_JPEG)
         assert batch.size <= DEFAULTS.max_bytes and len(batch.files) < DEFAULTS.max_files
-    assert sum(len(b.files) for b in plan.batches) == 2000
+    assert sum(len(b.files) for b in plan.batches) == 4000
 
 
 def test_a_file_heavier_than_the_target_closes_its_batch_at_once():
@@ -315,8 +315,8 @@ def test_a_file_heavier_than_the_target_closes_its_batch_at_once():
 
 def test_batches_full_by_work_close_over_the_budget_and_never_count_against_it():
     spent = BudgetState(day=NOW.date().isoformat(), batches=500, partial=500)
-    plan = plan_batches(photos(10, 0, 1_000, 7.0), DEFAULTS, spent, NOW, 600)
-    assert [len(b.files) for b in plan.batches] == [9]  # 63 s of work; one file waits
+    plan = plan_batches(photos(20, 0, 1_000, 7.0), DEFAULTS, spent, NOW, 600)
+    assert [len(b.files) for b in plan.batches] == [18]  # 126 s of work; two files wait
     assert (plan.budget.batches, plan.budget.partial) == (501, 500)
 
 
