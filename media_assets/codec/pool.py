@@ -5,20 +5,24 @@ the process that owns its pool."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,17 +41,75 @@ SLOT_WAIT_SECONDS = 1800.0
 BACKSTOP_SECONDS = 10.0
 WATCHDOG_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# How often a worker notes the CPU time its current task has used, so that when the task ends
+# the worker (a time limit) the pool can tell a slow file from a starved one.
+METER_SECONDS = 0.25
+# A task that timed out having used less CPU than this share of its wall-clock limit spent
+# most of it waiting (a busy machine, a stalled disk), not decoding: it is retried alone.
+STARVED_CPU_SHARE = 0.5
+# Worker deaths that may come from the machine (the OOM killer, a neighbour's memory, a
+# broken pool) rather than from the file: such a file is retried alone before it is judged.
+RETRIED_ALONE = frozenset({"worker_crashed", "out_of_memory"})
 
 _slots: CoreSlots | None = None  # in a worker: the machine's core slots (None = not shared)
+_meter: _TaskMeter | None = None  # in a worker: where it notes its task's CPU time
 
 
-def _init_worker(memory_mb: int, parent_pid: int, slot_dir: str | None, slots: int) -> None:
+class _TaskMeter:
+    """In a worker: a thread that writes, every `METER_SECONDS`, to `<folder>/<pid>` the
+    wall-clock limit in force (the task's, or its current stage's: `grant_time`) and the CPU
+    time used since it was set. The worker may be ended by the kernel at any moment (that is
+    how time limits work); the last figures it wrote survive it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / str(os.getpid())
+        self.limit: tuple[float, float] | None = None  # (seconds, CPU time when granted)
+        threading.Thread(target=self._loop, name="task-meter", daemon=True).start()
+
+    def start(self, seconds: float) -> None:
+        self.limit = (seconds, _cpu_used())
+        self._write()
+
+    def stop(self) -> None:
+        self.limit = None
+
+    def _write(self) -> None:
+        limit = self.limit
+        if limit is None:
+            return
+        with contextlib.suppress(OSError):
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(f"{_cpu_used() - limit[1]:.3f} {limit[0]:.3f}")
+            os.replace(tmp, self.path)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(METER_SECONDS)
+            self._write()
+
+
+def noted_cpu(meter_dir: Path, pid: int | None) -> tuple[float, float] | None:
+    """(CPU seconds used, wall-clock limit) of worker `pid`'s last time limit, as last noted
+    (None: unknown)."""
+    if pid is None:
+        return None
+    try:
+        used, limit = (meter_dir / str(pid)).read_text().split()
+        return float(used), float(limit)
+    except (OSError, ValueError):
+        return None
+
+
+def _init_worker(memory_mb: int, parent_pid: int, slot_dir: str | None, slots: int,
+                 meter_dir: str | None = None) -> None:
     """Tie the worker's life to its pool's process, cap its address space so one hostile
     file cannot exhaust the machine, no core files (a worker ended by its CPU-time limit
     would otherwise dump one), and the default action (end the worker) for the signals of
     the per-file limits, SIGALRM and SIGXCPU (an ignored signal stays ignored across exec)."""
-    global _slots
+    global _slots, _meter
     _die_with_parent(parent_pid)
+    if meter_dir is not None:
+        _meter = _TaskMeter(Path(meter_dir))
     for limit_signal in (signal.SIGALRM, signal.SIGXCPU):
         signal.signal(limit_signal, signal.SIG_DFL)
     if slot_dir is not None:
@@ -140,12 +202,17 @@ def on_a_core(timeout_seconds: float, slot_wait_seconds: float, cpu_seconds: flo
 
 def _limited(timeout_seconds: float, cpu_seconds: float | None, fn: Callable[..., Any],
              *args: Any) -> Any:
+    meter = _meter
+    if meter is not None and timeout_seconds > 0:
+        meter.start(timeout_seconds)
     if timeout_seconds > 0:
         signal.setitimer(signal.ITIMER_REAL, timeout_seconds)
     try:
         return cpu_limited(cpu_seconds, fn, *args)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        if meter is not None:
+            meter.stop()
 
 
 def grant_time(seconds: float, cpu_factor: float | None = None) -> None:
@@ -157,6 +224,8 @@ def grant_time(seconds: float, cpu_factor: float | None = None) -> None:
     if seconds <= 0 or signal.getitimer(signal.ITIMER_REAL)[0] <= 0:
         return
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    if _meter is not None:
+        _meter.start(seconds)
     if cpu_factor:
         soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
         if soft != hard:  # cpu_limited set a soft limit for this task
@@ -176,10 +245,15 @@ def timed_call(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A task's result, or the error that decided the file's fate."""
+    """A task's result, or the error that decided the file's fate. `retried` names the
+    failure of a first attempt that was retried alone (this outcome is the retry's);
+    `cpu_seconds` is what a task ended by its time limit had used, when known."""
 
     value: Any = None
     error: Exception | None = None
+    retried: str | None = None
+    cpu_seconds: float | None = None  # used under the time limit that ended the task
+    time_limit: float | None = None  # that limit (a stage's may be shorter than the task's)
 
     @property
     def ok(self) -> bool:
@@ -214,6 +288,8 @@ class WorkerPool:
         self.share_cores = share_cores
         self.slot_wait_seconds = slot_wait_seconds
         self._started: _Started | None = None
+        # removed by close(), made again by the next start
+        self._meter_dir = Path(tempfile.mkdtemp(prefix="media-assets-meter-"))
 
     def _processes(self, files: int) -> ProcessPool:
         """The running pool, (re)started with enough workers for `files` (up to `workers`):
@@ -238,9 +314,11 @@ class WorkerPool:
         caller's thread may end while the pool is kept (a step thread), so it must not be the
         workers' parent thread."""
         slot_dir = str(slots_dir()) if self.share_cores else None
+        self._meter_dir.mkdir(parents=True, exist_ok=True)
         pool = ProcessPool(
             max_workers=size, initializer=_init_worker,
-            initargs=(self.memory_mb, os.getpid(), slot_dir, self.workers),
+            initargs=(self.memory_mb, os.getpid(), slot_dir, self.workers,
+                      str(self._meter_dir)),
             context=multiprocessing.get_context("spawn"),  # never fork a threaded process
         )
         ready, release = threading.Event(), threading.Event()
@@ -270,6 +348,8 @@ class WorkerPool:
         timeout_seconds: float,
         on_outcome: Callable[[TaskKey, Outcome], None] | None = None,
         cpu_seconds: float | None = None,
+        retry_reason: Callable[[Outcome], str | None] | None = None,
+        on_retry: Callable[[TaskKey], None] | None = None,
     ) -> dict[TaskKey, Outcome]:
         """Run `fn(*args)` for each (key, fn, args) and collect the outcomes by key, each
         under a wall-clock limit of `timeout_seconds` and (if given) a CPU-time limit of
@@ -279,40 +359,80 @@ class WorkerPool:
         caller stores results while the workers go on. Deterministic failures become
         `Rejected` (timeout, crash, out of memory, decoder errors); a `TransientError` is
         retried a bounded number of times, then raised: never a quarantine for a good file.
-        """
+
+        Transient versus poison: a task whose outcome has a `retry_reason` (by default
+        `machine_may_be_at_fault`: its worker crashed or ran out of memory, or it timed out
+        while starved of CPU) is not judged yet. Once every other task is done it runs again
+        alone, in a fresh worker, with the same limits (`on_retry(key)` first, to clear what
+        the dead attempt left); that second outcome is the file's, marked `retried`."""
         pending = list(tasks)
         outcomes: dict[TaskKey, Outcome] = {}
-        attempts: dict[TaskKey, int] = {}
-        slot_wait = self.slot_wait_seconds if self.share_cores else 0.0
-        backstop = slot_wait + timeout_seconds + BACKSTOP_SECONDS if timeout_seconds > 0 \
-            else None
+        alone: list[tuple[TaskKey, Callable[..., Any], tuple[Any, ...], str]] = []
+        reason_of = retry_reason or partial(machine_may_be_at_fault,
+                                            timeout_seconds=timeout_seconds)
         try:
+            attempts: dict[TaskKey, int] = {}
             while pending:
                 pool = self._processes(len(pending))
                 # plain Futures: pebble's ProcessFuture narrows `_state` to its own enum, which
                 # as_completed's protocol rejects though it is a str at run time
                 futures: dict[Future[Any], tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]]
-                futures = {pool.schedule(on_a_core, args=(timeout_seconds, slot_wait,
-                                                          cpu_seconds, fn, *args),
-                                         timeout=backstop): (key, fn, args)
-                           for key, fn, args in pending}
+                futures = {self._schedule(pool, timeout_seconds, cpu_seconds, fn, args):
+                           (key, fn, args) for key, fn, args in pending}
                 pending = []
                 for future in as_completed(futures):
                     key, fn, args = futures[future]
-                    outcome = _collect(future, timeout_seconds)
+                    outcome = _collect(future, timeout_seconds, self._meter_dir)
                     if isinstance(outcome.error, TransientError):
                         attempts[key] = attempts.get(key, 0) + 1
                         if attempts[key] >= TRANSIENT_ATTEMPTS:
                             raise outcome.error  # the step fails; its RetryPolicy takes over
                         pending.append((key, fn, args))
                         continue
+                    reason = reason_of(outcome)
+                    if reason is not None:
+                        alone.append((key, fn, args, reason))
+                        continue
                     outcomes[key] = outcome
                     if on_outcome is not None:
                         on_outcome(key, outcome)
+            for key, fn, args, reason in alone:
+                if on_retry is not None:
+                    on_retry(key)
+                outcome = replace(self._run_alone(timeout_seconds, cpu_seconds, fn, args),
+                                  retried=reason)
+                outcomes[key] = outcome
+                if on_outcome is not None:
+                    on_outcome(key, outcome)
         except BaseException:
             self.close()
             raise
         return outcomes
+
+    def _schedule(self, pool: ProcessPool, timeout_seconds: float, cpu_seconds: float | None,
+                  fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
+        slot_wait = self.slot_wait_seconds if self.share_cores else 0.0
+        # pebble's own timeout is only a backstop behind the worker's kernel-enforced limits
+        backstop = slot_wait + timeout_seconds + BACKSTOP_SECONDS if timeout_seconds > 0 \
+            else None
+        return pool.schedule(on_a_core, args=(timeout_seconds, slot_wait, cpu_seconds, fn,
+                                              *args), timeout=backstop)
+
+    def _run_alone(self, timeout_seconds: float, cpu_seconds: float | None,
+                   fn: Callable[..., Any], args: tuple[Any, ...]) -> Outcome:
+        """One task in a fresh pool of one worker, nothing else in flight in this pool."""
+        self.close()
+        try:
+            for _ in range(TRANSIENT_ATTEMPTS):
+                pool = self._processes(1)
+                outcome = _collect(self._schedule(pool, timeout_seconds, cpu_seconds, fn, args),
+                                   timeout_seconds, self._meter_dir)
+                if not isinstance(outcome.error, TransientError):
+                    return outcome
+            assert outcome.error is not None
+            raise outcome.error
+        finally:
+            self.close()  # the next call starts as many workers as it needs
 
     def close(self) -> None:
         """Stop the workers. Must be called: without it they live until this process ends."""
@@ -322,6 +442,7 @@ class WorkerPool:
             started.pool.join()
             started.release.set()  # only now: the owner thread's exit kills its workers
             started.owner.join()
+        shutil.rmtree(self._meter_dir, ignore_errors=True)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -330,14 +451,40 @@ class WorkerPool:
         self.close()
 
 
-def _collect(future: Future[Any], timeout_seconds: float) -> Outcome:
+def machine_may_be_at_fault(outcome: Outcome, timeout_seconds: float) -> str | None:
+    """Why a failed task should be retried alone before it is judged (None: judge it now).
+
+    A crashed worker or an exhausted memory cap may be the machine's doing (the OOM killer
+    picks the biggest process, a long-lived worker's heap fragments); a timeout is, when the
+    task used under `STARVED_CPU_SHARE` of its wall-clock limit in CPU (it was waiting, not
+    decoding). `cpu_time_limit` never is: a file that burns its whole CPU allowance would
+    burn it again."""
+    error = outcome.error
+    if not isinstance(error, Rejected):
+        return None
+    if error.reason in RETRIED_ALONE:
+        return error.reason
+    limit = outcome.time_limit or timeout_seconds
+    if error.reason == "timeout" and outcome.cpu_seconds is not None \
+            and outcome.cpu_seconds < STARVED_CPU_SHARE * limit:
+        return "timeout"
+    return None
+
+
+def _collect(future: Future[Any], timeout_seconds: float, meter_dir: Path) -> Outcome:
     try:
         return Outcome(value=future.result())
     except FutureTimeout:
         return Outcome(error=Rejected("timeout", f"no result within {timeout_seconds:g} s"))
     except ProcessExpired as exc:
         if exc.exitcode == -signal.SIGALRM:
-            return Outcome(error=Rejected("timeout", "a stage ran past its time limit"))
+            noted = noted_cpu(meter_dir, exc.pid)
+            if noted is None:
+                return Outcome(error=Rejected("timeout", "a stage ran past its time limit"))
+            used, limit = noted
+            return Outcome(error=Rejected("timeout", f"a stage ran past its {limit:g} s time "
+                                          f"limit ({used:.1f} s of CPU used)"),
+                           cpu_seconds=used, time_limit=limit)
         if exc.exitcode == -signal.SIGXCPU:
             return Outcome(error=Rejected("cpu_time_limit", "the worker used up its CPU time"))
         return Outcome(error=Rejected("worker_crashed", f"exit code {exc.exitcode}"))

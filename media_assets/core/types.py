@@ -37,6 +37,9 @@ class FileEntry:
     detail: str | None = None
     arrived_at: str | None = None  # ISO time the file was last modified in the inbox
     intake_ms: float | None = None
+    # The first attempt's failure when the file ran again alone (its worker crashed, ran out
+    # of memory, or timed out starved of CPU); `status`/`reason` are the second attempt's.
+    retried: str | None = None
 
     @property
     def stored(self) -> bool:

@@ -144,9 +144,13 @@ def _intake_summary(report: PassReport) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "files_per_second": round(len(files) / report.seconds, 2) if report.seconds else None,
         "quarantine_reasons": MetadataValue.json({f.source_name: f.reason for f in quarantined}),
+        # A worker death the machine may have caused is retried alone before it is judged.
+        "retried_alone": len(report.retried),
+        "retried_alone_then_ok": sum(status == "ok" for _, status in report.retried.values()),
         # Status and reason first: an operator looks for the quarantined rows.
         "file_table": table([f.to_record() for f in files], [
             ("source_name", "string"), ("status", "string"), ("reason", "string"),
+            ("retried", "string"),
             ("kind", "string"), ("type", "string"), ("width", "int"), ("height", "int"),
             ("duration_seconds", "float"), ("bytes", "int"), ("content_id", "string"),
         ]),

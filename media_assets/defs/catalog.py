@@ -16,7 +16,7 @@ from media_assets.defs.batch_pass import INTAKE_VERSION, batch_pass
 from media_assets.defs.common import STORAGE_RETRY, record_usage, require_intake, table
 from media_assets.defs.partitions import OWNERS, batch_partitions, media_tags, one_run_per_batch
 from media_assets.defs.resources import MediaStorage, PolicyResource
-from media_assets.operations.breaker import record_outcomes
+from media_assets.operations.breaker import breaker_reason, record_outcomes
 from media_assets.records.catalog import fragment_bytes, fragment_key, read_batch_fragment
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX, spec_output_key
 from media_assets.records.links import live_photo_id, name_stem
@@ -50,8 +50,10 @@ def catalog(
                       code_versions=code_versions)
     key = fragment_key(batch_key, now, context.run.run_id)
     store.put_bytes(key, fragment_bytes(rows))
+    retried = {f["source_name"]: f.get("retried") for f in manifest["files"]}
     record_outcomes(store, manifest.get("lane") or "image", batch_key,
-                    [r["reason"] if r["status"] == "quarantined" else None for r in rows])
+                    [breaker_reason(r["status"], r["reason"], retried.get(r["source_name"]))
+                     for r in rows])
     for older in store.list(f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}/"):
         if older < key:  # superseded; a newer one (a concurrent run's) is left alone
             store.delete(older)

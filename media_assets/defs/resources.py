@@ -159,16 +159,20 @@ class DecodeWorkers(ConfigurableResource):
     def run(self, tasks: Sequence[tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]],
             limits: Limits,
             on_outcome: Callable[[TaskKey, Outcome], None] | None = None,
-            timeout: float | None = None) -> dict[TaskKey, Outcome]:
+            timeout: float | None = None,
+            retry_reason: Callable[[Outcome], str | None] | None = None,
+            on_retry: Callable[[TaskKey], None] | None = None) -> dict[TaskKey, Outcome]:
         """Run each (key, fn, args) in isolation under the policy's time and memory limits
         (`timeout` overrides the per-file time limit, e.g. for videos);
-        `on_outcome` sees each file's outcome as soon as it is known."""
+        `on_outcome` sees each file's outcome as soon as it is known; a file whose worker
+        died in a way the machine may have caused runs again alone (`WorkerPool.run`)."""
         key = (limits.workers, limits.worker_memory_mb)
         if key not in self._pools:
             self._pools[key] = WorkerPool(*key)
         timeout = timeout or limits.per_file_timeout_seconds
         return self._pools[key].run(tasks, timeout, on_outcome,
-                                    cpu_seconds=timeout * limits.cpu_time_factor)
+                                    cpu_seconds=timeout * limits.cpu_time_factor,
+                                    retry_reason=retry_reason, on_retry=on_retry)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         for pool in self._pools.values():

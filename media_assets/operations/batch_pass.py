@@ -23,6 +23,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +39,7 @@ from media_assets.codec.file_pass import (
     read_progress,
 )
 from media_assets.codec.intake import StagedFile, hash_file
-from media_assets.codec.pool import Outcome, TaskKey, timed_call
+from media_assets.codec.pool import Outcome, TaskKey, machine_may_be_at_fault, timed_call
 from media_assets.codec.sniff import sniff
 from media_assets.codec.untrusted import display_names, open_untrusted
 from media_assets.core.errors import Rejected
@@ -84,7 +85,9 @@ class Workers(Protocol):
 
     def run(self, tasks: Sequence[tuple[TaskKey, Callable[..., Any], tuple[Any, ...]]],
             limits: Any, on_outcome: Callable[[TaskKey, Outcome], None] | None = None,
-            timeout: float | None = None) -> dict[TaskKey, Outcome]: ...
+            timeout: float | None = None,
+            retry_reason: Callable[[Outcome], str | None] | None = None,
+            on_retry: Callable[[TaskKey], None] | None = None) -> dict[TaskKey, Outcome]: ...
 
 
 FileLog = Callable[..., None]  # (level, event, content_id, source_name, **fields)
@@ -178,6 +181,8 @@ class PassReport:
     skipped_purged: list[tuple[str, str]]
     failed: set[str]  # content ids quarantined by a stage after intake
     metadata: dict[str, dict[str, Any]]  # extracted in this pass, by content id
+    # files that ran again alone: key -> (first attempt's failure, final status)
+    retried: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,9 +223,28 @@ def run_pass(store: ObjectStore, inbox: Inbox, policy: Policy, workers: Workers,
         def settle(index: Hashable, outcome: Outcome) -> None:
             batch.settle(jobs[int(str(index))], outcome)
 
+        def clear(index: Hashable) -> None:  # before a file runs again alone
+            shutil.rmtree(jobs[int(str(index))].scratch, ignore_errors=True)
+
         # Each stage has its own time limit inside the worker; this is the outer backstop.
-        workers.run(tasks, policy.limits, on_outcome=settle, timeout=chain_seconds(policy))
+        timeout = chain_seconds(policy)
+        workers.run(tasks, policy.limits, on_outcome=settle, timeout=timeout,
+                    retry_reason=partial(retried_alone_because, timeout_seconds=timeout),
+                    on_retry=clear)
     return batch.finish(time.perf_counter() - started)
+
+
+def retried_alone_because(outcome: Outcome, timeout_seconds: float) -> str | None:
+    """Why a file's chain should run again alone before the file is judged: its worker died
+    in a way the machine may have caused (`codec.pool.machine_may_be_at_fault`), or a stage
+    ran out of memory inside a worker that had decoded other files before (its heap may be
+    the cause, a fresh worker's is not)."""
+    reason = machine_may_be_at_fault(outcome, timeout_seconds)
+    if reason is None and outcome.ok:
+        result: FileResult = outcome.value[0]
+        if result.failure is not None and result.failure.reason == "out_of_memory":
+            return "out_of_memory"
+    return reason
 
 
 class _BatchPass:
@@ -253,6 +277,9 @@ class _BatchPass:
         self.meter = meter_of(store)
         self.staging: Path | None = None
         self.oracle: tuple[str, bytes] | None = None
+        # files whose first attempt failed in a way the machine may have caused and that
+        # ran again alone: key -> (first reason, final status)
+        self.retried: dict[str, tuple[str, str]] = {}
 
     @contextmanager
     def scratch(self) -> Iterator[Path]:
@@ -419,8 +446,10 @@ class _BatchPass:
             if job.job.intake and staged is not None and died_in != "originals":
                 result = FileResult(staged, staged.kind)
         if job.job.intake:
-            entry = self._settle_intake(job, result, outcome.error, wall_ms, cpu_ms)
+            entry = self._settle_intake(job, result, outcome.error, wall_ms, cpu_ms,
+                                        outcome.retried)
             if entry is None:
+                self._note_retry(job, outcome, self.entries[-1])
                 return
         else:
             entry = job.entry
@@ -439,11 +468,22 @@ class _BatchPass:
         elif not outcome.ok:  # the worker died on a stored original
             stage = died_in or self._first_stage(job.job)
             self._quarantine_stored(entry, stage, outcome.error, type(outcome.error).__name__)
+        self._note_retry(job, outcome, entry.with_(status="quarantined")
+                         if cid in self.failed else entry)
         if result is not None and result.scratch:
             shutil.rmtree(result.scratch, ignore_errors=True)
 
+    def _note_retry(self, job: _Job, outcome: Outcome, entry: FileEntry) -> None:
+        """Count and log a file that ran again alone, with how that ended."""
+        if outcome.retried is None:
+            return
+        self.retried[job.key] = (outcome.retried, entry.status)
+        self.log("warning" if entry.stored else "error", f"retried_alone_{entry.status}",
+                 entry.content_id, entry.source_name, first_failure=outcome.retried)
+
     def _settle_intake(self, job: _Job, result: FileResult | None, error: Exception | None,
-                       wall_ms: float, cpu_ms: float) -> FileEntry | None:
+                       wall_ms: float, cpu_ms: float, retried: str | None = None
+                       ) -> FileEntry | None:
         """Store (or quarantine) a new file; record it in the batch."""
         name = job.key
         staged = result.staged if result is not None else None
@@ -452,7 +492,7 @@ class _BatchPass:
                 cpu_seconds=cpu_ms / 1000, wall_seconds=wall_ms / 1000, bytes_read=staged.size)
         with self.meter.attributing(staged.content_id) if self.meter and staged \
                 else nullcontext():
-            entry = self._store_original(job, staged, error)
+            entry = self._store_original(job, staged, error).with_(retried=retried)
         self.entries.append(entry)
         self.tallies["originals"].made += entry.stored and not entry.duplicate
         # A file that went through is not logged line by line (each line is an event-log
@@ -644,7 +684,7 @@ class _BatchPass:
         return PassReport(batch_key=self.batch_key, entries=entries,
                           seconds=seconds, tallies=self.tallies, left_in_inbox=kept,
                           skipped_purged=self.skipped_purged, failed=self.failed,
-                          metadata=self.metadata)
+                          metadata=self.metadata, retried=self.retried)
 
 
 def _mark_repeats(entries: list[FileEntry]) -> list[FileEntry]:

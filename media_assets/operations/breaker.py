@@ -15,7 +15,7 @@ from media_assets.core.policy import BreakerRules  # the policy's `breaker` sect
 
 # Failures that say something about the machine or its dependencies, not about the file.
 NONDETERMINISTIC = frozenset({"timeout", "worker_crashed", "out_of_memory", "intake_error",
-                              "fixity_mismatch", "error"})
+                              "fixity_mismatch", "error", "retried_alone"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,18 @@ class BreakerState:
     since: str = ""
     reason: str = ""
     probe_batch: str = ""
+
+
+def breaker_reason(status: str, reason: str | None, retried: str | None) -> str | None:
+    """What one file's outcome tells the breaker (None: nothing went wrong).
+
+    A file whose worker died and that then went through alone is ok, but the death was the
+    machine's doing: it counts as a non-deterministic failure (`retried_alone`). A file that
+    failed alone again does it by itself, like a corrupt file: deterministic, it never trips
+    the breaker (`<reason> (alone)`)."""
+    if status == "ok":
+        return "retried_alone" if retried else None
+    return f"{reason} (alone)" if retried else reason
 
 
 def outcomes_key(lane: str) -> str:

@@ -117,6 +117,59 @@ def test_the_cpu_time_limit_ends_a_spinning_worker_long_before_its_time_limit():
     assert {k: o.value for k, o in again.items()} == {0: 0, 1: 2, 2: 4}
 
 
+# --- transient versus poison: a death the machine may have caused is retried alone ---------
+
+def killed_the_first_time(marker: str) -> int:
+    """A good file whose first worker is killed from outside (as the OOM killer does)."""
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+def sleep_past_the_limit(_: int) -> None:
+    time.sleep(60)  # waiting, not decoding: what a starved or stalled file looks like
+
+
+def test_a_file_whose_worker_is_killed_once_passes_when_retried_alone_in_a_fresh_worker(
+        tmp_path):
+    marker = tmp_path / "first-worker"
+    tasks = [("victim", killed_the_first_time, (str(marker),)),
+             *((i, double, (i,)) for i in range(6))]
+    outcomes = run_isolated(tasks, workers=2, timeout_seconds=30, memory_mb=0)
+    victim = outcomes["victim"]
+    assert victim.ok and victim.retried == "worker_crashed"
+    assert victim.value != int(marker.read_text())  # another worker process
+    assert all(outcomes[i].value == 2 * i and outcomes[i].retried is None for i in range(6))
+
+
+def test_a_file_that_crashes_its_worker_alone_too_is_judged_a_crash():
+    outcomes = run_isolated([("poison", crash, (0,)), ("ok", double, (1,))], workers=2,
+                            timeout_seconds=30, memory_mb=0)
+    assert outcomes["poison"].error.reason == "worker_crashed"
+    assert outcomes["poison"].retried == "worker_crashed"  # the reason now means "by itself"
+    assert outcomes["ok"].value == 2
+
+
+def test_a_timeout_is_retried_alone_only_when_the_file_was_starved_of_cpu():
+    started = time.monotonic()
+    outcomes = run_isolated([("waits", sleep_past_the_limit, (0,)), ("burns", spin, (0,))],
+                            workers=2, timeout_seconds=1.5, memory_mb=0)
+    assert time.monotonic() - started < 20
+    waits, burns = outcomes["waits"], outcomes["burns"]
+    assert (waits.error.reason, waits.retried) == ("timeout", "timeout")
+    assert waits.cpu_seconds is not None and waits.cpu_seconds < 0.5
+    assert (burns.error.reason, burns.retried) == ("timeout", None)  # its own doing
+    assert burns.cpu_seconds is not None and burns.cpu_seconds > 0.75
+    assert "CPU used" in str(burns.error)
+
+
+def test_a_file_over_its_cpu_allowance_is_never_retried():
+    with WorkerPool(1, 0) as pool:
+        outcomes = pool.run([("spin", spin, (0,))], timeout_seconds=60, cpu_seconds=1)
+    assert (outcomes["spin"].error.reason, outcomes["spin"].retried) == ("cpu_time_limit", None)
+
+
 def test_transient_errors_are_retried_a_bounded_number_of_times(tmp_path):
     marker = tmp_path / FLAKY_MARK
     outcomes = run_isolated([("f", flaky, (str(marker),))], workers=1, timeout_seconds=30,

@@ -51,3 +51,14 @@ def test_raising_an_alert_records_it_even_without_a_webhook(tmp_path):
     audit = read_audit(store)
     assert audit["action"].to_list() == ["alert", "alert_cleared"]
     assert audit["from"].to_list() == ["breaker:av", "breaker:av"]
+
+
+def test_a_crash_that_passes_alone_counts_against_the_machine_and_a_poison_file_does_not():
+    from media_assets.operations.breaker import NONDETERMINISTIC, breaker_reason
+
+    assert breaker_reason("ok", None, None) is None
+    assert breaker_reason("ok", None, "worker_crashed") in NONDETERMINISTIC
+    assert breaker_reason("quarantined", "worker_crashed", None) in NONDETERMINISTIC
+    assert breaker_reason("quarantined", "worker_crashed", "worker_crashed") \
+        not in NONDETERMINISTIC  # it crashed alone again: the file's doing
+    assert breaker_reason("quarantined", "corrupt", None) not in NONDETERMINISTIC

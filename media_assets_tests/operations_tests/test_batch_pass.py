@@ -40,8 +40,10 @@ class Workers:
     def __init__(self) -> None:
         self.pool = WorkerPool(2, 2048)
 
-    def run(self, tasks, limits, on_outcome=None, timeout=None) -> dict[Hashable, Outcome]:
-        return self.pool.run(tasks, timeout or limits.per_file_timeout_seconds, on_outcome)
+    def run(self, tasks, limits, on_outcome=None, timeout=None, retry_reason=None,
+            on_retry=None) -> dict[Hashable, Outcome]:
+        return self.pool.run(tasks, timeout or limits.per_file_timeout_seconds, on_outcome,
+                             retry_reason=retry_reason, on_retry=on_retry)
 
 
 @pytest.fixture
@@ -164,7 +166,7 @@ class DiesInItsLastStage:
     """Workers whose process is ended (a time limit, the OOM killer) in a file's last stage:
     the chain runs up to its end here, then the outcome is the death, not the result."""
 
-    def run(self, tasks, limits, on_outcome=None, timeout=None):
+    def run(self, tasks, limits, on_outcome=None, timeout=None, **_retry):
         for key, fn, args in tasks:
             fn(*args)
             on_outcome(key, Outcome(error=Rejected("timeout", "a stage ran past its limit")))
@@ -185,3 +187,46 @@ def test_a_worker_ended_mid_chain_keeps_the_stored_original_and_names_the_stage(
     [record] = quarantine_records(store, key).values()
     assert (record["stage"], record["reason"]) == ("derivatives", "timeout")
     assert os.listdir(inbox.root) == []  # its bytes are safe: it left the inbox
+
+
+def killed_once(marker: str, fn, *args):
+    """A worker killed from outside the first time it takes this file (the OOM killer)."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), 9)
+    return fn(*args)
+
+
+class KillsTheFirstFilesWorkerOnce(Workers):
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def run(self, tasks, limits, on_outcome=None, timeout=None, retry_reason=None,
+            on_retry=None):
+        tasks = [(key, killed_once, (str(self.marker), fn, *args)) if key == 0
+                 else (key, fn, args) for key, fn, args in tasks]
+        return super().run(tasks, limits, on_outcome, timeout, retry_reason, on_retry)
+
+
+def test_a_good_file_whose_worker_is_killed_is_retried_alone_and_catalogued_ok(setup,
+                                                                              tmp_path):
+    store, inbox, _ = setup
+    workers = KillsTheFirstFilesWorkerOnce(tmp_path / "killed")
+    data = {f"{i}.jpg": photo(width_for(i)) for i in range(4)}
+    key = batch(store, inbox, data)
+    try:
+        report, log = run(store, inbox, workers, key)
+    finally:
+        workers.pool.close()
+
+    assert (tmp_path / "killed").exists()  # one worker did die
+    assert [e.status for e in report.entries] == ["ok"] * 4
+    assert quarantine_records(store, key) == {}
+    [(first_failure, final)] = report.retried.values()
+    assert (first_failure, final) == ("worker_crashed", "ok")
+    retried = [e for e in load_manifest(store, key)["files"] if e["retried"]]
+    assert [e["retried"] for e in retried] == ["worker_crashed"]
+    assert ("warning", "retried_alone_ok") in {entry[:2] for entry in log}
+    assert all(store.exists(spec_output_key(Policy().spec("thumbnail"), e.content_id))
+               for e in report.entries)
