@@ -313,6 +313,14 @@ class BreakerRules(_Section):
     cooldown_seconds: float = Field(default=300.0, ge=0)
 
 
+class HealingRules(_Section):
+    """How a batch whose run failed or died runs again by itself (operations/healing.py)."""
+
+    max_attempts: int = Field(default=5, ge=0)  # re-runs before a person is asked (0: never)
+    backoff_seconds: float = Field(default=30.0, gt=0)  # before re-run 1, doubling each time
+    max_backoff_seconds: float = Field(default=900.0, gt=0)
+
+
 class Prices(_Section):
     """What resources cost (e.g. a cloud's list prices), to price the daily usage."""
 
@@ -361,6 +369,7 @@ class _Sections(_Section):
     audio: AudioPolicy = AudioPolicy()
     retention: Retention = Retention()
     breaker: BreakerRules = BreakerRules()
+    healing: HealingRules = HealingRules()
     costs: Costs = Costs()
     freshness_minutes: float = Field(default=10.0, gt=0)
 

@@ -10,8 +10,10 @@ import time
 from datetime import UTC, datetime
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -34,13 +36,22 @@ from media_assets.operations.batching import LANES, OutputSizes
 from media_assets.operations.breaker import BreakerState, next_state, set_probe
 from media_assets.operations.control import (
     budget_paused_folders,
-    disk_shortfall,
     ingestion_paused,
     note_disk_guard,
 )
+from media_assets.operations.healing import (
+    FAILED,
+    HEAL_ATTEMPT_TAG,
+    LIVE,
+    SUCCEEDED,
+    Heal,
+    RunFacts,
+)
 from media_assets.operations.inbox_tick import (
+    Launch,
     OpenBatch,
     TickPlan,
+    fit_to_space,
     inbox_after,
     plan_tick,
     scan_inbox,
@@ -49,10 +60,30 @@ from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.records.manifest import claimed_inbox_names, open_batch, unreadable_files
 
 
-def _run_request(key: str, lane: str, work: str) -> RunRequest:
-    """One batch's run: its lane's job, tagged for the run queue (uploads ahead of bulk)."""
-    return RunRequest(run_key=key, partition_key=key, job_name=job_for_lane(lane),
-                      tags=queue_tags(lane, work))
+def _run_request(run: Launch) -> RunRequest:
+    """One batch's run: its lane's job, tagged for the run queue (uploads ahead of bulk) and,
+    for a re-run, with its attempt number."""
+    tags = queue_tags(run.lane, run.work) | (
+        {HEAL_ATTEMPT_TAG: str(run.attempt)} if run.attempt else {})
+    return RunRequest(run_key=run.run_key, partition_key=run.key,
+                      job_name=job_for_lane(run.lane), tags=tags)
+
+
+PARTITION_TAG = "dagster/partition"  # Dagster tags every partitioned run with its key
+_STATES = {DagsterRunStatus.SUCCESS: SUCCEEDED, DagsterRunStatus.FAILURE: FAILED,
+           DagsterRunStatus.CANCELED: FAILED}
+
+
+def run_facts(context: SensorEvaluationContext, batch_key: str) -> list[RunFacts]:
+    """The runs of a batch's partition, as the healer reads them."""
+    records = context.instance.get_run_records(
+        RunsFilter(tags={PARTITION_TAG: batch_key}))
+    return [RunFacts(
+        run_id=r.dagster_run.run_id, state=_STATES.get(r.dagster_run.status, LIVE),
+        ended_at=datetime.fromtimestamp(r.end_time, UTC) if r.end_time else None,
+        will_retry=r.dagster_run.tags.get("dagster/will_retry") == "true",
+        heal_attempt=int(r.dagster_run.tags.get(HEAL_ATTEMPT_TAG) or 0))
+        for r in records]
 
 
 @sensor(
@@ -75,8 +106,12 @@ def inbox_sensor(
                           f"{paused['reason']} (files wait in the inbox; run resume_ingestion)")
     now, started = datetime.now(UTC), time.monotonic()
     claimed, manifests = claimed_inbox_names(store)
-    open_batches = [OpenBatch.from_manifest(m, context.instance.has_dynamic_partition(
-        BATCH_PARTITIONS, m["batch_key"])) for m in manifests]
+    open_batches = []
+    for manifest in manifests:
+        key = manifest["batch_key"]
+        registered = context.instance.has_dynamic_partition(BATCH_PARTITIONS, key)
+        open_batches.append(OpenBatch.from_manifest(
+            manifest, registered, run_facts(context, key) if registered else ()))
     scan = scan_inbox(
         drop, rules.batching, now=now, after=inbox_after(context.cursor), claimed=claimed,
         unreadable_before=unreadable_files(store),
@@ -92,28 +127,44 @@ def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: 
                     ) -> SensorResult | SkipReason:
     """Write each planned batch's manifest and open marker, then register and launch.
 
-    Below the disk guard's free space nothing is written and the cursor stays, so the same
+    The disk guard cuts the plan to what the store has room for (`fit_to_space`, down to one
+    file); when not even one file fits, nothing is written and the cursor stays, so the same
     batches are planned again once there is room. A tick that dies after a write is repaired
     by the next (an open manifest without its partition is registered again)."""
-    shortfall = disk_shortfall(store.free_bytes(), plan.bytes_to_open, limits)
+    plan, shortfall = fit_to_space(plan, store.free_bytes(), limits, now)
     note_disk_guard(store, shortfall, now, notifier)
     if shortfall:
         context.log.error(f"ALERT {shortfall}")
-        return SkipReason(shortfall)
+    if shortfall and not plan.to_open and not plan.launches:
+        return SkipReason(plan.message)
     for batch in plan.to_open:
         open_batch(store, batch.manifest)
         if batch.probe is not None:  # the half-open lane's single-file probe
             set_probe(store, batch.batch.lane, batch.probe, batch.key)
+    for given_up in plan.gave_up:
+        _alert_once(context, store, given_up, now, notifier)
     if not plan.launches:
         context.update_cursor(plan.cursor)
         return SkipReason(plan.message)
     context.log.info(plan.message)
     return SensorResult(
-        run_requests=[_run_request(run.key, run.lane, run.work) for run in plan.launches],
+        run_requests=[_run_request(run) for run in plan.launches],
         dynamic_partitions_requests=[batch_partitions.build_add_request(list(plan.register))]
         if plan.register else [],
         cursor=plan.cursor,
     )
+
+
+def _alert_once(context: SensorEvaluationContext, store: ObjectStore, given_up: Heal,
+                now: datetime, notifier: Notifier | None) -> None:
+    """One alert per batch whose re-runs are spent (every tick still names it)."""
+    marker = f"control/healing/{given_up.batch_key}-gave-up.json"
+    if store.put_bytes_if_absent(marker, given_up.why.encode()):
+        context.log.error(f"ALERT batch {given_up.batch_key}: {given_up.why}")
+        raise_alert(store, Alert(f"batch:{given_up.batch_key}", given_up.why,
+                                 details={"batch": given_up.batch_key,
+                                          "attempts": given_up.attempt}),
+                    notifier, actor="inbox_sensor", now=now)
 
 
 def _breakers(context: SensorEvaluationContext, store: ObjectStore, rules: Policy,

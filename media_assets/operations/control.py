@@ -40,18 +40,6 @@ def ingestion_paused(store: Any) -> dict[str, Any] | None:
 DISK_GUARD_KEY = "control/disk_guard.json"
 
 
-def disk_shortfall(free: int | None, batch_bytes: int, limits: Any) -> str | None:
-    """Why the store cannot take a batch of `batch_bytes` now (None when it can)."""
-    if free is None:
-        return None  # an object store does not fill up
-    need = int(batch_bytes * limits.output_factor) + limits.min_free_bytes
-    if free >= need:
-        return None
-    return (f"disk guard: {free / 1024**3:.2f} GiB free in the store, a batch of "
-            f"{batch_bytes / 1024**2:.0f} MiB needs {need / 1024**3:.2f} GiB "
-            f"(its output plus limits.min_free_bytes); files wait in the inbox")
-
-
 def note_disk_guard(store: Any, problem: str | None, now: datetime,
                     notifier: Notifier | None = None) -> None:
     """Alert once when the guard engages and once when it clears (not on every tick)."""

@@ -18,13 +18,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from media_assets.codec.untrusted import sanitize_name
-from media_assets.core.policy import Batching, Policy
+from media_assets.core.policy import Batching, Limits, Policy
 from media_assets.core.store import Inbox
 from media_assets.operations.batching import (
     LANES,
@@ -39,10 +39,9 @@ from media_assets.operations.batching import (
     plan_batches,
 )
 from media_assets.operations.breaker import BreakerState
+from media_assets.operations.healing import Heal, RunFacts, heal, heal_run_key
 from media_assets.operations.usage import source_folder
 from media_assets.records.manifest import UPLOAD, new_manifest, work_of
-
-RELAUNCH_AFTER = 120  # seconds an open batch may wait for its run before it is asked again
 
 
 @dataclass(frozen=True)
@@ -150,11 +149,15 @@ class OpenBatch:
     work: str  # UPLOAD or BULK
     created_at: datetime
     registered: bool  # its dynamic partition exists
+    runs: tuple[RunFacts, ...] = ()  # its runs so far (the healer decides from them)
+    bytes: int = 0  # what its sources weigh (a re-run stages them again)
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], registered: bool) -> OpenBatch:
+    def from_manifest(cls, manifest: Mapping[str, Any], registered: bool,
+                      runs: Sequence[RunFacts] = ()) -> OpenBatch:
         return cls(manifest["batch_key"], manifest["lane"], work_of(dict(manifest)),
-                   datetime.fromisoformat(manifest["created_at"]), registered)
+                   datetime.fromisoformat(manifest["created_at"]), registered, tuple(runs),
+                   sum(int(s.get("size") or 0) for s in manifest.get("sources") or ()))
 
 
 @dataclass(frozen=True)
@@ -170,11 +173,18 @@ class BatchToOpen:
 
 @dataclass(frozen=True)
 class Launch:
-    """One run to ask for; the batch key is its run key and partition key."""
+    """One run to ask for: the batch key is its partition key and, for its first run, its
+    run key; re-run n of a failed batch has run key `<batch>/heal-<n>`."""
 
     key: str
     lane: str
     work: str
+    attempt: int = 0
+    bytes: int = 0  # what a re-run stages again (this tick's new batches count in to_open)
+
+    @property
+    def run_key(self) -> str:
+        return heal_run_key(self.key, self.attempt)
 
 
 @dataclass(frozen=True)
@@ -187,11 +197,13 @@ class TickPlan:
     cursor: str = ""
     message: str = ""
     batching: Plan = field(default_factory=Plan)  # per lane: batches closed, files waiting
+    gave_up: tuple[Heal, ...] = ()  # failed batches whose re-runs are spent (alert once)
 
     @property
     def bytes_to_open(self) -> int:
-        """What the new batches will stage and store (the disk guard's input)."""
-        return sum(b.batch.size for b in self.to_open)
+        """What the new batches and the re-runs will stage and store (the disk guard's
+        input)."""
+        return sum(b.batch.size for b in self.to_open) + sum(r.bytes for r in self.launches)
 
 
 def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
@@ -200,7 +212,8 @@ def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
     """Everything the tick decides, from what it read: the batches to close now (in lanes,
     by files, bytes, work or wait, within the daily partition budget), their manifests and
     keys; the open batches to register again (manifest written, partition never added) or
-    to launch again (no run after `RELAUNCH_AFTER` seconds); the message and next cursor."""
+    to run again (`operations.healing.heal`: no run came, or the last one failed and the
+    cause has cleared); the message and next cursor."""
     candidates, breaker_notes, probing = gate_lanes(list(scan.candidates), breakers or {})
     state = BudgetState.from_cursor(cursor)
     open_per_lane = Counter(b.lane for b in open_batches if b.work == UPLOAD)
@@ -210,21 +223,20 @@ def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
     to_open = []
     for offset, batch in enumerate(plan.batches):
         key = batch_key(now, first_sequence + offset)
-        sources = [{"inbox": c.name, "size": c.size, "mtime": c.mtime}
-                   | ({"heavy_because": c.why} if c.why else {}) for c in batch.files]
-        manifest = new_manifest(key, batch.lane, sources, now, batch.closed_because,
-                                estimated_seconds=batch.estimated_seconds)
-        to_open.append(BatchToOpen(key, batch, manifest, probing.get(batch.lane)))
+        to_open.append(BatchToOpen(key, batch, _manifest(key, batch, now),
+                                   probing.get(batch.lane)))
     orphans = [b for b in open_batches if not b.registered]
-    # A registered batch still open after a while may never have had its run (daemon stopped
-    # between registering and launching, run deleted): ask again; the run key makes the
-    # daemon skip every batch that already has its run.
-    stuck = [b for b in open_batches if b.registered
-             and (now - b.created_at).total_seconds() > RELAUNCH_AFTER]
+    heals = {b.key: heal(b.key, b.created_at, b.runs, policy.healing, now,
+                         _held_lane(b.lane, breakers or {}))
+             for b in open_batches if b.registered}
     launches = ([Launch(b.key, b.batch.lane, UPLOAD) for b in to_open]
-                + [Launch(b.key, b.lane, b.work) for b in orphans + stuck])
+                + [Launch(b.key, b.lane, b.work) for b in orphans]
+                + [Launch(b.key, b.lane, b.work, heals[b.key].attempt, b.bytes)
+                   for b in open_batches if b.registered and heals[b.key].action == "run"])
     message = "; ".join(filter(None, [
         describe(plan, scan, len(orphans)),
+        *(f"batch {h.batch_key}: {h.why}" for h in heals.values()
+          if h.action in ("run", "wait", "give_up") and h.why),
         (f"{len(scan.special)} entries not taken (never opened): "
          + "; ".join(scan.special[:3]) + ("; …" if len(scan.special) > 3 else ""))
         if scan.special else "",
@@ -236,7 +248,86 @@ def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
         register=tuple(b.key for b in to_open) + tuple(b.key for b in orphans),
         launches=tuple(launches),
         cursor=tick_cursor(plan.budget.to_cursor(), scan.next_after),
-        message=message, batching=plan)
+        message=message, batching=plan,
+        gave_up=tuple(h for h in heals.values() if h.action == "give_up"))
+
+
+def _manifest(key: str, batch: PlannedBatch, now: datetime) -> dict[str, Any]:
+    sources = [{"inbox": c.name, "size": c.size, "mtime": c.mtime}
+               | ({"heavy_because": c.why} if c.why else {}) for c in batch.files]
+    return new_manifest(key, batch.lane, sources, now, batch.closed_because,
+                        estimated_seconds=batch.estimated_seconds)
+
+
+def fit_to_space(plan: TickPlan, free: int | None, limits: Limits, now: datetime
+                 ) -> tuple[TickPlan, str | None]:
+    """The part of `plan` the store has room for, and what the disk guard says (None: all
+    of it fits). Each file needs its bytes times `limits.output_factor` (original plus
+    derivatives), and `limits.min_free_bytes` stay free. Re-runs of failed batches come
+    first (their files waited longest), then the new batches in order, each cut to the files
+    that fit, down to one: only when not even one file fits is everything held. Files left
+    out are not claimed; a later tick takes them once there is room."""
+    if free is None:
+        return plan, None  # an object store does not fill up
+    room = free - limits.min_free_bytes
+
+    def need(size: int) -> int:
+        return int(size * limits.output_factor)
+
+    if need(plan.bytes_to_open) <= room:
+        return plan, None
+    launches: list[Launch] = []
+    for rerun in (r for r in plan.launches if r.bytes):
+        if need(rerun.bytes) <= room:
+            launches.append(rerun)
+            room -= need(rerun.bytes)
+    to_open: list[BatchToOpen] = []
+    left_out: list[Candidate] = []
+    for opening in plan.to_open:
+        taken = []
+        for file in opening.batch.files:
+            if need(file.size) <= room:
+                taken.append(file)
+                room -= need(file.size)
+            else:
+                left_out.append(file)
+        if taken:
+            batch = replace(opening.batch, files=tuple(taken),
+                            closed_because=opening.batch.closed_because if len(taken) == len(
+                                opening.batch.files) else "disk_space")
+            to_open.append(replace(opening, batch=batch,
+                                   manifest=_manifest(opening.key, batch, now)))
+    kept = {b.key for b in to_open}
+    launches = [r for r in plan.launches if r.bytes == 0 and (
+        r.key in kept or r.key not in {b.key for b in plan.to_open})] + launches
+    waiting = sum(need(f.size) for f in left_out) + sum(
+        need(r.bytes) for r in plan.launches if r.bytes and r not in launches)
+    guard = (f"disk guard: {_size(free)} free in the store (limits.min_free_bytes "
+             f"{_size(limits.min_free_bytes)} kept free); {len(left_out)} files wait in the "
+             f"inbox and need {_size(waiting)} more")
+    if not to_open and not launches:
+        return replace(plan, to_open=(), register=(), launches=(),
+                       message="; ".join(filter(None, [guard, plan.message]))), guard
+    return replace(plan, to_open=tuple(to_open),
+                   register=tuple(k for k in plan.register if k in kept
+                                  or k not in {b.key for b in plan.to_open}),
+                   launches=tuple(launches),
+                   message="; ".join(filter(None, [plan.message, guard]))), guard
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count} bytes"
+
+
+def _held_lane(lane: str, breakers: Mapping[str, BreakerState]) -> str | None:
+    """Why a lane's failed batches must not run again yet (None: they may)."""
+    state = breakers.get(lane)
+    if state is None or state.status == "closed":
+        return None
+    return f"lane {lane}'s circuit is {state.status.replace('_', '-')} ({state.reason})"
 
 
 def gate_lanes(candidates: list[Candidate], breakers: Mapping[str, BreakerState]

@@ -19,6 +19,7 @@ from media_assets.operations.inbox_tick import (
     HeldFolder,
     OpenBatch,
     Scan,
+    fit_to_space,
     inbox_after,
     plan_tick,
     scan_inbox,
@@ -233,3 +234,34 @@ def test_an_open_circuit_holds_its_lane_and_a_half_open_one_sends_one_probe():
 def test_plan_is_pure_the_same_inputs_give_the_same_plan():
     files = [candidate(f"{i}.jpg", age=10 + i) for i in range(5)]
     assert plan(files) == plan(files)
+
+
+# --- the disk guard fits the work to the space ---------------------------------------------
+
+def test_the_disk_guard_cuts_a_batch_to_the_files_that_fit():
+    limits = Policy().limits
+    files = [candidate(f"{i}.jpg", age=30 + i) for i in range(5)]  # 1,000 bytes each
+    tick = plan(files)
+    per_file = int(1_000 * limits.output_factor)
+    free = limits.min_free_bytes + 2 * per_file + per_file // 2  # room for two files
+
+    fitted, guard = fit_to_space(tick, free, limits, NOW)
+
+    [batch] = fitted.to_open
+    assert [s["inbox"] for s in batch.manifest["sources"]] == ["4.jpg", "3.jpg"]  # oldest
+    assert batch.manifest["closed_because"] == "disk_space"
+    assert fitted.register == (batch.key,) and [r.key for r in fitted.launches] == [batch.key]
+    assert guard is not None and "3 files wait in the inbox" in guard
+    assert guard in fitted.message
+
+
+def test_the_disk_guard_holds_everything_only_when_not_one_file_fits():
+    limits = Policy().limits
+    tick = plan([candidate("a.jpg")])
+    held, guard = fit_to_space(tick, limits.min_free_bytes + 10, limits, NOW)
+    assert held.to_open == () and held.launches == () and held.register == ()
+    assert guard is not None and "1 files wait in the inbox and need 2.93 KiB more" in guard
+    assert guard in held.message
+    roomy, none = fit_to_space(tick, 10 * 1024**3, limits, NOW)
+    assert roomy == tick and none is None
+    assert fit_to_space(tick, None, limits, NOW) == (tick, None)  # S3 does not fill up
