@@ -11,7 +11,7 @@ export MEDIA_ASSETS_POLICY ?= $(CURDIR)/policy.yaml
 # skips its "newer version?" lookup, so a run never touches the network.
 export PYRIGHT_PYTHON_IGNORE_WARNINGS = 1
 
-.PHONY: install samples dev test lint typecheck bench screenshots clean
+.PHONY: install samples samples-again dev test lint typecheck bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,7 +21,17 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-samples: install  ## put generated sample images, videos and audio (some broken) in the inbox
+# The samples go into the inbox once per store: a restart of `make dev` does not drop them
+# again (they would be catalogued as new arrivals). `make samples-again` drops them anyway.
+SAMPLES_DROPPED := $(MEDIA_ASSETS_STORE)/.samples-dropped
+
+samples: install $(SAMPLES_DROPPED)  ## put sample images, videos and audio (some broken) in the inbox, once
+
+$(SAMPLES_DROPPED):
+	$(PY) -m media_assets.samples "$(MEDIA_ASSETS_INBOX)"
+	mkdir -p "$(MEDIA_ASSETS_STORE)" && touch "$@"
+
+samples-again: install  ## drop the samples into the inbox again (duplicates of the first drop)
 	$(PY) -m media_assets.samples "$(MEDIA_ASSETS_INBOX)"
 
 TRANSCODE_SLOTS ?= 1

@@ -440,7 +440,8 @@ def run_pipeline(clips: list[Path], shas: dict[Path, str], run_dir: Path, policy
     copy_seconds = time.monotonic() - copy_started
 
     def resources() -> dict[str, Any]:
-        return {"storage": MediaStorage(root=str(store_root)),
+        storage = MediaStorage(root=str(store_root))
+        return {"storage": storage,
                 "inbox": InboxResource(root=str(inbox)),
                 "policy": PolicyResource(path=str(policy_copy)),
                 "workers": DecodeWorkers()}

@@ -17,9 +17,10 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from media_assets.core.policy import load_policy
+from media_assets.core.policy import Policy, load_policy
 from media_assets.operations.housekeeping import remove_stale_temp_files
 from media_assets.records.catalog import (
     compact,
@@ -29,6 +30,7 @@ from media_assets.records.catalog import (
     stale_derivatives,
 )
 from media_assets.records.manifest import quarantine_records
+from media_assets.records.policy_versions import last_valid_policy
 from media_assets.records.reconcile import reconcile
 from media_assets.storage import LocalObjectStore
 from media_assets.storage.s3 import is_s3_url
@@ -43,11 +45,31 @@ def _open_store(root: str) -> Any:
     return MediaStorage.from_environment(root).backend()
 
 
+def _policy(path: str | None, store: Any) -> Policy:
+    """The policy named (which must load), else the one in this folder, else the last valid
+    version the pipeline kept in the store, else the built-in defaults: the tools work from
+    any folder, and say on stderr which policy they use."""
+    if path:
+        return load_policy(path)
+    if Path("policy.yaml").is_file():
+        return load_policy("policy.yaml")
+    kept = last_valid_policy(store)
+    if kept is not None:
+        print(f"policy: the store's last valid version ({kept.source_digest}); set --policy "
+              "or MEDIA_ASSETS_POLICY to use a file", file=sys.stderr)
+        return kept
+    print("policy: the built-in defaults (no --policy, MEDIA_ASSETS_POLICY, ./policy.yaml or "
+          "version in the store)", file=sys.stderr)
+    return Policy()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m media_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", default=os.environ.get("MEDIA_ASSETS_STORE", "data/store"))
-    parser.add_argument("--policy", default=os.environ.get("MEDIA_ASSETS_POLICY", "policy.yaml"))
+    parser.add_argument("--policy", default=os.environ.get("MEDIA_ASSETS_POLICY"),
+                        help="policy file (default: MEDIA_ASSETS_POLICY, else ./policy.yaml, "
+                             "else the last valid version in the store, else the defaults)")
     commands = parser.add_subparsers(dest="command", required=True)
     lookup = commands.add_parser("lookup", help="a file's batch, run, derivatives and row")
     lookup.add_argument("query", help="source name or content id (8+ hex digits)")
@@ -73,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nothing in the catalog matches {args.query!r}", file=sys.stderr)
             return 1
     elif args.command == "stale":
-        stale = stale_derivatives(read_arrivals(store), load_policy(args.policy))
+        stale = stale_derivatives(read_arrivals(store), _policy(args.policy, store))
         summary = stale.group_by("derivative", "state", "batch_key").len().sort("batch_key")
         print(summary if summary.height else "every derivative matches the current policy")
     elif args.command == "compact":
@@ -83,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(found.summary(), indent=1))
         return 0 if found.clean else 2
     elif args.command == "clean-temp":
-        max_age = load_policy(args.policy).limits.temp_max_age_seconds
+        max_age = _policy(args.policy, store).limits.temp_max_age_seconds
         sweep = remove_stale_temp_files(store.root, now=datetime.now(UTC),
                                         max_age_seconds=max_age, dry_run=args.dry_run)
         print(json.dumps({"dry_run": args.dry_run, "max_age_seconds": max_age,

@@ -473,6 +473,15 @@ class ImageDerivatives(_Section):
     thumbnail: ImageSpec
     preview: ImageSpec
 
+    @model_validator(mode="after")
+    def _thumbnail_within_preview(self) -> ImageDerivatives:
+        """A thumbnail larger than the preview is a swapped pair, not a choice."""
+        if self.thumbnail.long_edge > self.preview.long_edge:
+            raise _At(("thumbnail", "long_edge"),
+                      f"{self.thumbnail.long_edge} is larger than the preview's "
+                      f"({self.preview.long_edge}): the thumbnail must not exceed the preview")
+        return self
+
     def specs(self) -> tuple[DerivativeSpec, ...]:
         return tuple(DerivativeSpec(name=name, **dict(getattr(self, name)))
                      for name in IMAGE_DERIVATIVES)
@@ -626,16 +635,28 @@ def load_policy(path: str | Path | None) -> Policy:
     naming the file (and line, for a YAML syntax error) and every problem."""
     if not path:
         return Policy()
+    return parse_policy(read_policy_bytes(path), str(path))
+
+
+def read_policy_bytes(path: str | Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise PolicyError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+
+
+def parse_policy(data: bytes, source: str) -> Policy:
+    """The policy in `data` (a policy file's bytes); `source` names it in errors."""
     try:
         raw = yaml.load(data, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
-        raise PolicyError(str(path), [_yaml_problem(exc)]) from None
-    digest = hashlib.sha256(data).hexdigest()[:12]
-    return policy_from_mapping(raw, source_digest=digest, source=str(path))
+        raise PolicyError(source, [_yaml_problem(exc)]) from None
+    return policy_from_mapping(raw, source_digest=policy_digest(data), source=source)
+
+
+def policy_digest(data: bytes) -> str:
+    """A policy version's name: the start of its file's SHA-256."""
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

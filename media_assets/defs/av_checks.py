@@ -63,7 +63,7 @@ def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: Deco
                          "lasts as long as its source (±0.5 s) and respects the long edge.")
 def web_rendition_plays(context: AssetCheckExecutionContext, storage: MediaStorage,
                         policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     spec = rules.video.rendition
     return _inspect_each(
         context, store, workers, rules.limits, ("video",),
@@ -78,7 +78,7 @@ def web_rendition_plays(context: AssetCheckExecutionContext, storage: MediaStora
              description="Each preview is AAC and as long as the spec says (or its source).")
 def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
                            policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     spec = rules.audio.preview
     return _inspect_each(
         context, store, workers, rules.limits, ("audio",),
@@ -92,7 +92,7 @@ def audio_preview_conforms(context: AssetCheckExecutionContext, storage: MediaSt
              description="Each waveform has the spec's bucket count and its picture decodes.")
 def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
                       policy: PolicyResource, workers: DecodeWorkers) -> AssetCheckResult:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     spec = rules.audio.waveform
     return _inspect_each(
         context, store, workers, rules.limits, ("audio",),
@@ -105,7 +105,7 @@ def waveform_conforms(context: AssetCheckExecutionContext, storage: MediaStorage
                          "audio cover art, where present, too.")
 def poster_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
                     policy: PolicyResource) -> AssetCheckResult:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     failures: dict[str, str] = {}
     checked = 0
     for batch_key in partition_keys(context):

@@ -72,7 +72,7 @@ def web_rendition(context: AssetExecutionContext, config: RenderConfig, storage:
     """Each video as H.264 + AAC in a fast-start MP4: long edge and frame rate capped,
     rotation baked in. Under `when_needed` a source that already fits is its own rendition:
     nothing is written, the catalog points at the original (and a purge removes both)."""
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     spec = rules.video.rendition
     files = batch_files(store, context.partition_key, ("video",), context.log)
     if spec.mode == "never":

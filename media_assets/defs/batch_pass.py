@@ -98,7 +98,7 @@ def batch_pass(context: AssetExecutionContext, config: RenderConfig, storage: Me
                workers: DecodeWorkers) -> Iterator[MaterializeResult]:
     """One pass per file: read once, check, extract metadata, decode once for every
     derivative, store as each file finishes."""
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     selection = Selection(
         originals="originals" in selected,

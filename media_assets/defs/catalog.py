@@ -41,7 +41,8 @@ def catalog(
     context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource
 ) -> MaterializeResult:
     """The batch's arrival rows: origin, checksum, metadata, derivatives, rights, versions."""
-    store, rules, batch_key = storage.store(), policy.load(), context.partition_key
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
+    batch_key = context.partition_key
     manifest = require_intake(store, batch_key)
     now = datetime.now(UTC)
     previous = _previous_derivatives(store, batch_key)

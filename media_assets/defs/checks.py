@@ -92,7 +92,7 @@ def _derivative_check(asset_name: str, derivative: str):
                  description=f"Every {derivative} decodes and respects its current spec.")
     def _check(context: AssetCheckExecutionContext, storage: MediaStorage,
                policy: PolicyResource) -> AssetCheckResult:
-        store, rules = storage.store(), policy.load()
+        store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
         failures, checked = {}, 0
         for key in partition_keys(context):
             images = batch_files(store, key, ("image",))

@@ -43,7 +43,8 @@ def arrivals_are_catalogued_in_time(context: AssetCheckExecutionContext, storage
                                     inbox: InboxResource,
                                     policy: PolicyResource,
                                     alerts: AlertNotifier) -> AssetCheckResult:
-    store, limit = storage.store(), policy.load().freshness_minutes * 60
+    store = storage.store()
+    limit = policy.for_run(storage, context.run.run_id).freshness_minutes * 60
     _, open_batches = claimed_inbox_names(store)
     unreadable = unreadable_files(store)  # reported by every sensor tick, not late work
     entries = [e for e in inbox.inbox().list_entries()

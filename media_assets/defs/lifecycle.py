@@ -40,7 +40,7 @@ LIFECYCLE_POOL = "lifecycle"
                 "log and the catalog's lifecycle state.")
 def retention_op(context: OpExecutionContext, config: RetentionConfig, storage: MediaStorage,
                  policy: PolicyResource) -> None:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     now = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -93,7 +93,8 @@ def erase_op(context: OpExecutionContext, config: ErasureConfig, storage: MediaS
         raise Failure("an erasure needs a reason", allow_retries=False)
     summary = erasure.erase_content(
         storage.store(), config.content_id.strip().lower(), config.reason,
-        policy=policy.load(), metadata_versions=list(METADATA_VERSIONS.values()),
+        policy=policy.for_run(storage, context.run.run_id),
+        metadata_versions=list(METADATA_VERSIONS.values()),
         run_id=context.run.run_id, actor=config.actor, now=datetime.now(UTC))
     context.add_output_metadata({k: MetadataValue.json(v) if isinstance(v, list) else v
                                  for k, v in summary.items()})

@@ -159,7 +159,7 @@ def nightly_reconcile():
                     "derivative (and the catalog) for the batches that carry the old spec.")
 def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaStorage,
                              policy: PolicyResource) -> SensorResult | SkipReason:
-    rules, store = policy.load(), storage.store()
+    rules, store = policy.for_tick(storage), storage.store()
     for step in note_rollout(store, rules, datetime.now(UTC), actor="stale_derivatives_sensor"):
         context.log.info(f"{step.action}: {step.reason}")  # and in the audit log
     requests = _requested_rebuilds(store)
@@ -240,7 +240,8 @@ class TempCleanupConfig(Config):
                 "store, once idle past the policy's limits.temp_max_age_seconds.")
 def remove_stale_temp(context: OpExecutionContext, config: TempCleanupConfig,
                       storage: MediaStorage, policy: PolicyResource) -> None:
-    store, max_age = storage.store(), policy.load().limits.temp_max_age_seconds
+    store = storage.store()
+    max_age = policy.for_run(storage, context.run.run_id).limits.temp_max_age_seconds
     sweep = remove_stale_temp_files(store.root, now=datetime.now(UTC),
                                     max_age_seconds=max_age, dry_run=config.dry_run)
     columns = [("path", "string"), ("files", "int"), ("bytes", "int"),

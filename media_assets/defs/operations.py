@@ -96,7 +96,8 @@ def reprocess_op(context: OpExecutionContext, config: ReprocessConfig, storage: 
                                         ("reason", "string"), ("stage", "string"),
                                         ("quarantined_at", "string")])}
     if not config.dry_run:
-        batches = release(store, chosen, policy.load().batching, why=config.why,
+        rules = policy.for_run(storage, context.run.run_id)
+        batches = release(store, chosen, rules.batching, why=config.why,
                           actor="operator", run_id=context.run.run_id)
         metadata["replay_batches"] = MetadataValue.json([m["batch_key"] for m in batches])
         context.log.info(f"released {len(chosen)} files into {len(batches)} replay batches; "
@@ -114,7 +115,8 @@ def reprocess_quarantined():
 @op
 def stale_op(context: OpExecutionContext, storage: MediaStorage,
              policy: PolicyResource) -> None:
-    stale = stale_derivatives(read_catalog(storage.store()), policy.load())
+    rules = policy.for_run(storage, context.run.run_id)
+    stale = stale_derivatives(read_catalog(storage.store()), rules)
     summary = stale.group_by("batch_key", "media_kind", "derivative", "state").len()
     context.add_output_metadata({
         "stale_or_missing": stale.height,
@@ -147,7 +149,8 @@ def rebuild_op(context: OpExecutionContext, config: RebuildConfig, storage: Medi
                policy: PolicyResource) -> None:
     store = storage.store()
     try:
-        plan = plan_rebuild(read_catalog(store), policy.load(), mode=config.mode,
+        plan = plan_rebuild(read_catalog(store), policy.for_run(storage, context.run.run_id),
+                            mode=config.mode,
                             derivatives=config.derivatives, batches=config.batches)
     except ValueError as exc:
         raise Failure(str(exc), allow_retries=False) from exc

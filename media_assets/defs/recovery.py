@@ -33,7 +33,7 @@ def manifest_keys(store) -> list[str]:
                 "every batch partition the instance lacks.")
 def rebuild_catalog_op(context: OpExecutionContext, config: RebuildCatalogConfig,
                        storage: MediaStorage, policy: PolicyResource) -> None:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     batches = manifest_keys(store)
     known = set(context.instance.get_dynamic_partitions(BATCH_PARTITIONS))
     unregistered = [key for key in batches if key not in known]

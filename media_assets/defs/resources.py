@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypedDict
 
 from dagster import ConfigurableResource, InitResourceContext
-from dagster_aws.s3 import S3Resource
-from dagster_aws.s3.resources import ResourceWithS3Configuration
 from pydantic import Field, PrivateAttr
 
 from media_assets.codec.pool import Outcome, TaskKey, WorkerPool
-from media_assets.core.policy import Limits, Policy, load_policy
+from media_assets.core.policy import Limits, Policy, PolicyError
+from media_assets.core.store import ObjectStore
 from media_assets.operations.alerts import Alert, WebhookNotifier
 from media_assets.operations.usage import MeteredStore
+from media_assets.records.policy_versions import policy_for_run, policy_for_ticks
 from media_assets.storage import LocalInbox, LocalObjectStore
 from media_assets.storage.s3 import MiB, S3ObjectStore, is_s3_url, parse_s3_url
 from media_assets.storage.s3_inbox import S3Inbox
@@ -71,9 +71,31 @@ def store_s3_fields(value: Callable[[str], str]) -> StoreS3Fields:
     return fields
 
 
-class S3Settings(ResourceWithS3Configuration):
-    """dagster-aws's S3 connection fields (endpoint, region, credentials: unset = boto3's own
-    chain, e.g. AWS_* variables or an instance role), used when a root is an s3:// URL."""
+# dagster-aws's S3 connection fields (`dagster_aws.s3.resources.ResourceWithS3Configuration`,
+# a test keeps the two in step), declared here so that a code location on local folders never
+# imports dagster-aws: its package import alone costs ~0.9 s of CPU in every run process, the
+# code server and the daemon. The client is still built by dagster-aws's S3Resource.
+S3_CONNECTION_FIELDS = ("use_unsigned_session", "region_name", "endpoint_url", "max_attempts",
+                        "profile_name", "use_ssl", "verify", "aws_access_key_id",
+                        "aws_secret_access_key", "aws_session_token")
+
+
+class S3Settings(ConfigurableResource):
+    """The S3 connection (endpoint, region, credentials: unset = boto3's own chain, e.g. AWS_*
+    variables or an instance role), used when a root is an s3:// URL."""
+
+    use_unsigned_session: bool = Field(default=False, description="An unsigned S3 session.")
+    region_name: str | None = Field(default=None, description="A custom region.")
+    endpoint_url: str | None = Field(default=None, description="A custom endpoint.")
+    max_attempts: int = Field(default=5, description="boto3's retry handler: attempts in "
+                                                     "all, the first one included.")
+    profile_name: str | None = Field(default=None, description="An AWS profile.")
+    use_ssl: bool = Field(default=True, description="Use SSL.")
+    verify: bool | None = Field(default=None, description="Verify SSL certificates "
+                                                          "(default: yes).")
+    aws_access_key_id: str | None = Field(default=None, description="AWS access key ID.")
+    aws_secret_access_key: str | None = Field(default=None, description="AWS secret key.")
+    aws_session_token: str | None = Field(default=None, description="AWS session token.")
 
     s3_sse: str = Field(default="", description="Server-side encryption on every write "
                                                 "(AES256, aws:kms); empty = the bucket's default.")
@@ -85,8 +107,9 @@ class S3Settings(ResourceWithS3Configuration):
     def s3_client(self) -> Any:
         """A boto3 S3 client built by dagster-aws's S3Resource (one per resource object)."""
         if "s3" not in self._clients:
-            fields = {name: getattr(self, name)
-                      for name in ResourceWithS3Configuration.model_fields}
+            from dagster_aws.s3 import S3Resource  # only where a root is on S3
+
+            fields = {name: getattr(self, name) for name in S3_CONNECTION_FIELDS}
             self._clients["s3"] = S3Resource(**fields).get_client()
         return self._clients["s3"]
 
@@ -138,12 +161,43 @@ class InboxResource(S3Settings):
 
 
 class PolicyResource(ConfigurableResource):
-    """The policy file, read afresh by every run and tick (no deploy to change it)."""
+    """The policy file, read afresh by every run and tick (no deploy to change it).
+
+    A run reads it once (`for_run`): its first read pins that version in the store, and
+    every step of the run (in any process) uses it, so an edit mid-run cannot fail or change
+    the run. A sensor tick (`for_tick`) reads the file each time; while it is invalid, the tick
+    goes on with the last valid version and `problem` says what is wrong with the file
+    (`records/policy_versions.py`)."""
 
     path: str = Field(default="policy.yaml", description="YAML policy; empty = defaults.")
+    _pinned: dict[str, Policy] = PrivateAttr(default_factory=dict)
+    _problem: PolicyError | None = PrivateAttr(default=None)
 
-    def load(self) -> Policy:
-        return load_policy(self.path or None)
+    def for_run(self, storage: MediaStorage, run_id: str) -> Policy:
+        """The policy of run `run_id` (pinned at its first read)."""
+        return self.load(storage.backend(), run_id)
+
+    def for_tick(self, storage: MediaStorage) -> Policy:
+        """The policy file as it is now, or its last valid version (see `problem`)."""
+        return self.load(storage.backend())
+
+    def load(self, store: ObjectStore, run_id: str | None = None) -> Policy:
+        """The run's policy (`run_id` given), else the file's, for a tick; policy versions
+        are kept in `store`."""
+        if not self.path:
+            return Policy()
+        if run_id is not None:
+            if run_id not in self._pinned:
+                self._pinned[run_id] = policy_for_run(store, run_id, self.path)
+            return self._pinned[run_id]
+        policy, self._problem = policy_for_ticks(store, self.path)
+        return policy
+
+    @property
+    def problem(self) -> PolicyError | None:
+        """What is wrong with the policy file, when the last `load()` fell back on the last
+        valid version (ticks only)."""
+        return self._problem
 
 
 class DecodeWorkers(ConfigurableResource):

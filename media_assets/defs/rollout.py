@@ -23,7 +23,7 @@ from media_assets.records.manifest import load_step_results
 @op(description="Compare each running canary with its stable spec on the same files.")
 def rollout_report_op(context: OpExecutionContext, storage: MediaStorage,
                       policy: PolicyResource) -> None:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     view = content_view(read_catalog(store, columns=STALE_COLUMNS))
     ok = view.filter(view["status"] == "ok") if view.height else view
     metadata: dict[str, int | MetadataValue] = {"canaries": len(rules.canaries)}
@@ -56,7 +56,7 @@ class CollectConfig(Config):
 @op(description="Remove derivatives of specs that neither the policy nor the catalog uses.")
 def collect_derivatives_op(context: OpExecutionContext, config: CollectConfig,
                            storage: MediaStorage, policy: PolicyResource) -> None:
-    store, rules = storage.store(), policy.load()
+    store, rules = storage.store(), policy.for_run(storage, context.run.run_id)
     keep = referenced_hashes(rules, content_view(read_catalog(store, columns=STALE_COLUMNS)))
     found = unreferenced_derivatives(store, keep)
     rows = [{"spec": spec, "files": len(keys), "bytes": sum(store.size(k) for k in keys)}

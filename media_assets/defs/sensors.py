@@ -7,6 +7,7 @@ marker is written durably before the `SensorResult` registers the batch and laun
 
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from dagster import (
@@ -38,6 +39,7 @@ from media_assets.operations.control import (
     budget_paused_folders,
     ingestion_paused,
     note_disk_guard,
+    note_policy_problem,
 )
 from media_assets.operations.healing import (
     FAILED,
@@ -99,7 +101,13 @@ def inbox_sensor(
     policy: PolicyResource,
     alerts: AlertNotifier,
 ) -> SensorResult | SkipReason:
-    store, drop, rules, notifier = storage.store(), inbox.inbox(), policy.load(), alerts.notifier()
+    store, drop, notifier = storage.store(), inbox.inbox(), alerts.notifier()
+    rules = policy.for_tick(storage)
+    problem = str(policy.problem) if policy.problem else None
+    note_policy_problem(store, problem, datetime.now(UTC), notifier)
+    if problem:
+        context.log.error(f"ALERT policy file invalid, this tick uses the last valid version: "
+                          f"{problem}")
     paused = ingestion_paused(store)
     if paused:
         return SkipReason(f"ingestion paused since {paused['paused_at']} by {paused['actor']}: "
@@ -119,6 +127,9 @@ def inbox_sensor(
         outputs=OutputSizes.of(rules), started=started)
     plan = plan_tick(scan, open_batches, context.cursor, rules, now,
                      _breakers(context, store, rules, now, notifier))
+    if problem:
+        plan = replace(plan, message=f"policy file invalid, using the last valid version "
+                                     f"({problem}); {plan.message}")
     return open_and_launch(context, store, plan, rules.limits, now, notifier)
 
 

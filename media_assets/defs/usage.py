@@ -49,7 +49,7 @@ def usage(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyR
     source folder, priced (CPU-hour, GB-month per tier, per 1,000 requests), written to
     `usage/daily/date=D/usage.parquet`; budgets checked, alerts raised. Plots: cost, CPU
     hours and bytes per day."""
-    store, rules = unwrapped(storage.store()), policy.load()
+    store, rules = unwrapped(storage.store()), policy.for_run(storage, context.run.run_id)
     day = date.fromisoformat(context.partition_key)
     end_of_day = datetime.combine(day + timedelta(days=1), time(), UTC)
     records = read_usage(store, day.isoformat())

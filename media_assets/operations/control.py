@@ -37,7 +37,26 @@ def ingestion_paused(store: Any) -> dict[str, Any] | None:
     return json.loads(store.read_bytes(PAUSE_KEY)) if store.exists(PAUSE_KEY) else None
 
 
+POLICY_PROBLEM_KEY = "control/policy/problem.json"
 DISK_GUARD_KEY = "control/disk_guard.json"
+
+
+def note_policy_problem(store: Any, problem: str | None, now: datetime,
+                        notifier: Notifier | None = None) -> None:
+    """Alert once when the policy file turns invalid (and again only if its problem changes),
+    once when it is valid again."""
+    noted = json.loads(store.read_bytes(POLICY_PROBLEM_KEY)) \
+        if store.exists(POLICY_PROBLEM_KEY) else None
+    if problem and (noted is None or noted["reason"] != problem):
+        store.put_bytes(POLICY_PROBLEM_KEY, json.dumps({"since": now.isoformat(),
+                                                        "reason": problem}).encode())
+        raise_alert(store, Alert("policy", f"invalid policy file, ticks use the last valid "
+                                           f"version: {problem}"),
+                    notifier, actor="inbox_sensor", now=now)
+    elif not problem and noted is not None:
+        store.delete(POLICY_PROBLEM_KEY)
+        raise_alert(store, Alert("policy", "the policy file is valid again",
+                                 severity="resolved"), notifier, actor="inbox_sensor", now=now)
 
 
 def note_disk_guard(store: Any, problem: str | None, now: datetime,

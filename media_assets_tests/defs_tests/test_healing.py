@@ -58,3 +58,39 @@ def test_when_the_re_runs_are_spent_the_tick_says_so_and_alerts_once(install):
               and r["from"] == f"batch:{first.partition_key}"]
     assert len(alerts) == 1
     assert install.inbox_names() == ["a.jpg"]  # nothing lost: it waits for a person
+
+
+def test_a_policy_file_broken_mid_run_cannot_fail_the_run(install, monkeypatch):
+    """The run pinned its policy version at its first read; the later steps use it."""
+    import media_assets.defs.batch_pass as batch_pass_module
+
+    real_pass = batch_pass_module.run_pass
+
+    def pass_then_break_the_policy(*args, **kwargs):
+        report = real_pass(*args, **kwargs)
+        install.policy_path.write_text("batching: [unclosed\n")
+        return report
+
+    monkeypatch.setattr(batch_pass_module, "run_pass", pass_then_break_the_policy)
+    install.drop("a.jpg", photo())
+    [run] = install.tick().run_requests
+    assert install.process(run.partition_key).success  # catalog and checks came after
+    assert list(install.arrivals()["status"]) == ["ok"]
+
+
+def test_while_the_policy_file_is_invalid_ticks_use_the_last_valid_version_and_say_why(
+        install):
+    install.tick()  # a valid read: kept as the last valid version
+    install.policy_path.write_text(install.policy_path.read_text().replace(
+        "max_files: 2000", "max_files: many"))
+    install.drop("a.jpg", photo())
+
+    ticks = [install.tick(), install.tick()]
+
+    [run] = ticks[0].run_requests  # ingestion goes on
+    assert run.partition_key
+    assert "batching.max_files" in ticks[1].skip_message
+    assert "policy file invalid, using the last valid version" in ticks[1].skip_message
+    alerts = [r for r in read_audit(install.store).to_dicts()
+              if r["action"] == "alert" and r["from"] == "policy"]
+    assert len(alerts) == 1 and str(install.policy_path) in alerts[0]["reason"]

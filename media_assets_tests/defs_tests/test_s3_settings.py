@@ -61,3 +61,15 @@ def test_the_cli_reads_an_s3_store_with_the_same_variables(s3_server, monkeypatc
         monkeypatch.setenv(name, value)
     assert main(["--store", f"s3://{BUCKET}/{prefix}", "reconcile"]) == 0
     assert "orphan" in capsys.readouterr().out
+
+
+def test_the_s3_connection_fields_are_dagster_aws_s_own():
+    """Declared here so local installs never import dagster-aws; kept in step with it."""
+    from dagster_aws.s3.resources import ResourceWithS3Configuration
+
+    from media_assets.defs.resources import S3_CONNECTION_FIELDS, S3Settings
+
+    theirs = ResourceWithS3Configuration.model_fields
+    assert set(S3_CONNECTION_FIELDS) == set(theirs)
+    for name in S3_CONNECTION_FIELDS:
+        assert S3Settings.model_fields[name].default == theirs[name].default, name

@@ -136,3 +136,27 @@ def test_the_command_line_removes_stale_temp_files_with_the_policys_threshold(st
     assert [item["path"] for item in report["removed"]] == [".staging/intake-old"]
     assert report["kept_recent"] == ["originals/ab/cd/.abcd.jpg.tmp-2"]
     assert not stale.exists() and fresh.exists()
+
+
+def test_the_command_line_works_from_any_folder_without_a_policy_setting(store, tmp_path,
+                                                                         monkeypatch, capsys):
+    """Outside the repository, with MEDIA_ASSETS_POLICY unset: the store's last valid policy
+    version, else the defaults, and stderr says which."""
+    import json
+
+    from media_assets.cli import main
+    from media_assets.records.policy_versions import keep_version
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MEDIA_ASSETS_POLICY", raising=False)
+    args = ["--store", str(store.root), "clean-temp", "--dry-run"]
+
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["max_age_seconds"] == 3600  # the defaults
+    keep_version(store, b"limits:\n  temp_max_age_seconds: 7200\n")
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["max_age_seconds"] == 7200
+    assert "the store's last valid version" in out.err
