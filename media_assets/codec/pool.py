@@ -17,8 +17,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import Future, as_completed
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -50,6 +50,11 @@ STARVED_CPU_SHARE = 0.5
 # Worker deaths that may come from the machine (the OOM killer, a neighbour's memory, a
 # broken pool) rather than from the file: such a file is retried alone before it is judged.
 RETRIED_ALONE = frozenset({"worker_crashed", "out_of_memory"})
+# pebble aborts every queued task of a pool (BrokenProcessPool, "All workers expired") when a
+# worker dies while no task runs on it (killed idle, or while it starts). None of those files
+# did anything: the pool is restarted and they are scheduled again, this many times at most.
+POOL_RESTARTS = 5
+POOL_POLL_SECONDS = 1.0  # how often a wait for results checks that the pool is still alive
 
 _slots: CoreSlots | None = None  # in a worker: the machine's core slots (None = not shared)
 _meter: _TaskMeter | None = None  # in a worker: where it notes its task's CPU time
@@ -372,6 +377,7 @@ class WorkerPool:
                                             timeout_seconds=timeout_seconds)
         try:
             attempts: dict[TaskKey, int] = {}
+            restarts = 0
             while pending:
                 pool = self._processes(len(pending))
                 # plain Futures: pebble's ProcessFuture narrows `_state` to its own enum, which
@@ -380,9 +386,17 @@ class WorkerPool:
                 futures = {self._schedule(pool, timeout_seconds, cpu_seconds, fn, args):
                            (key, fn, args) for key, fn, args in pending}
                 pending = []
-                for future in as_completed(futures):
+                aborted = []
+                for future in _completed(futures, pool):
                     key, fn, args = futures[future]
-                    outcome = _collect(future, timeout_seconds, self._meter_dir)
+                    if future.cancelled() or not future.done():  # the pool broke first
+                        aborted.append((key, fn, args))
+                        continue
+                    try:
+                        outcome = _collect(future, timeout_seconds, self._meter_dir)
+                    except BrokenProcessPool:
+                        aborted.append((key, fn, args))
+                        continue
                     if isinstance(outcome.error, TransientError):
                         attempts[key] = attempts.get(key, 0) + 1
                         if attempts[key] >= TRANSIENT_ATTEMPTS:
@@ -396,6 +410,12 @@ class WorkerPool:
                     outcomes[key] = outcome
                     if on_outcome is not None:
                         on_outcome(key, outcome)
+                if aborted:
+                    restarts += 1
+                    if restarts > POOL_RESTARTS:
+                        raise BrokenProcessPool(f"the decode pool broke {restarts} times")
+                    self.close()  # the next round starts a fresh pool
+                    pending.extend(aborted)
             for key, fn, args, reason in alone:
                 if on_retry is not None:
                     on_retry(key)
@@ -422,15 +442,27 @@ class WorkerPool:
                    fn: Callable[..., Any], args: tuple[Any, ...]) -> Outcome:
         """One task in a fresh pool of one worker, nothing else in flight in this pool."""
         self.close()
+        transient, restarts = 0, 0
         try:
-            for _ in range(TRANSIENT_ATTEMPTS):
+            while True:
                 pool = self._processes(1)
-                outcome = _collect(self._schedule(pool, timeout_seconds, cpu_seconds, fn, args),
-                                   timeout_seconds, self._meter_dir)
+                [future] = _completed([self._schedule(pool, timeout_seconds, cpu_seconds, fn,
+                                                      args)], pool)
+                try:
+                    if future.cancelled() or not future.done():
+                        raise BrokenProcessPool("the decode pool stopped before the task ran")
+                    outcome = _collect(future, timeout_seconds, self._meter_dir)
+                except BrokenProcessPool:
+                    restarts += 1
+                    if restarts > POOL_RESTARTS:
+                        raise
+                    self.close()
+                    continue
                 if not isinstance(outcome.error, TransientError):
                     return outcome
-            assert outcome.error is not None
-            raise outcome.error
+                transient += 1
+                if transient >= TRANSIENT_ATTEMPTS:
+                    raise outcome.error
         finally:
             self.close()  # the next call starts as many workers as it needs
 
@@ -449,6 +481,23 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _completed(futures: Iterable[Future[Any]], pool: ProcessPool) -> Iterator[Future[Any]]:
+    """Each future as it completes, like `as_completed`, but never waiting on a broken pool:
+    when pebble aborts a pool (a worker died while no task ran on it) it fails the tasks it
+    had dispatched, while a task still in its inbound queue is never failed and its future
+    would wait forever. Once the pool is no longer active and nothing completes, the
+    remaining futures are cancelled and yielded (the caller schedules them again)."""
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(waiting, timeout=POOL_POLL_SECONDS, return_when=FIRST_COMPLETED)
+        yield from done
+        if not done and not pool.active:
+            for future in waiting:
+                future.cancel()
+            yield from waiting
+            return
 
 
 def machine_may_be_at_fault(outcome: Outcome, timeout_seconds: float) -> str | None:

@@ -63,6 +63,11 @@ def _convert(frame: av.AudioFrame, fmt: str, layout: str, rate: int) -> av.Audio
     return converted
 
 
+# Muxers write no random ids (Matroska's segment UID, Ogg's stream serial) and no dates or
+# library versions: the same sample comes out byte for byte the same every time.
+BITEXACT = {"fflags": "+bitexact"}
+
+
 def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps: int = 10,
                 size: tuple[int, int] = (64, 48), audio: str | None = "stereo",
                 audio_codec: str = "aac", rotation: int | None = None, gop: int | None = None,
@@ -72,7 +77,7 @@ def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps
     (counter-clockwise; a portrait phone clip carries -90). `faststart` puts the MP4 index
     first, as web-ready files have it."""
     flags = ["use_metadata_tags"] * bool(tags) + ["faststart"] * faststart
-    options = {"movflags": "+".join(flags)} if flags else {}
+    options = {**BITEXACT, **({"movflags": "+".join(flags)} if flags else {})}
     with av.open(str(path), "w", format=format, options=options) as out:
         out.metadata.update(tags or {})
         video = out.add_stream(codec, rate=fps, options={"g": str(gop)} if gop else {})
@@ -101,7 +106,7 @@ def write_audio(path: Path, codec: str, *, layout: str = "stereo", rate: int = 4
                 seconds: float = 1.0, tags: Mapping[str, str] | None = None,
                 cover: Image.Image | None = None, format: str | None = None) -> Path:
     """A synthetic tone; `cover` embeds an attached picture (MP3 / M4A cover art)."""
-    with av.open(str(path), "w", format=format) as out:
+    with av.open(str(path), "w", format=format, options=BITEXACT) as out:
         out.metadata.update(tags or {})
         stream = out.add_stream(codec, rate=rate, layout=layout)
         assert isinstance(stream, av.AudioStream)  # an audio codec's stream

@@ -170,6 +170,40 @@ def test_a_file_over_its_cpu_allowance_is_never_retried():
     assert (outcomes["spin"].error.reason, outcomes["spin"].retried) == ("cpu_time_limit", None)
 
 
+def busy_for(seconds: float) -> int:
+    started = time.process_time()
+    while time.process_time() - started < seconds:
+        pass
+    return os.getpid()
+
+
+@linux_only
+def test_workers_killed_busy_idle_or_starting_cost_no_file():
+    """The OOM killer does not wait for a task to run: pebble aborts a whole pool when a
+    worker dies while no task runs on it; those files are scheduled again on a fresh pool."""
+    killed: list[int] = []
+
+    def kill_workers() -> None:
+        deadline = time.monotonic() + 20
+        while len(killed) < 4 and time.monotonic() < deadline:
+            workers = sorted(spawned_children(os.getpid()))
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+                time.sleep(0.4)
+            else:
+                time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_workers)
+    killer.start()
+    outcomes = run_isolated([(i, busy_for, (0.05,)) for i in range(60)], workers=2,
+                            timeout_seconds=30, memory_mb=0)
+    killer.join()
+    assert len(killed) >= 3
+    assert all(outcome.ok for outcome in outcomes.values()), {
+        k: o.error for k, o in outcomes.items() if not o.ok}
+
+
 def test_transient_errors_are_retried_a_bounded_number_of_times(tmp_path):
     marker = tmp_path / FLAKY_MARK
     outcomes = run_isolated([("f", flaky, (str(marker),))], workers=1, timeout_seconds=30,
