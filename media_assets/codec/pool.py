@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -491,13 +491,18 @@ def _completed(futures: Iterable[Future[Any]], pool: ProcessPool) -> Iterator[Fu
     remaining futures are cancelled and yielded (the caller schedules them again)."""
     waiting = set(futures)
     while waiting:
-        done, waiting = wait(waiting, timeout=POOL_POLL_SECONDS, return_when=FIRST_COMPLETED)
-        yield from done
-        if not done and not pool.active:
-            for future in waiting:
-                future.cancel()
-            yield from waiting
-            return
+        yielded = 0
+        try:  # one waiter for all futures per second, not one per future per completion
+            for future in as_completed(waiting, timeout=POOL_POLL_SECONDS):
+                waiting.discard(future)
+                yielded += 1
+                yield future
+        except FutureTimeout:
+            if not yielded and not pool.active:
+                for future in waiting:
+                    future.cancel()
+                yield from list(waiting)
+                return
 
 
 def machine_may_be_at_fault(outcome: Outcome, timeout_seconds: float) -> str | None:
