@@ -26,6 +26,11 @@ RUNS_QUERY = ('{ runsOrError { ... on Runs { results { runId status jobName star
 class DagsterDev:
     root: Path
     port: int
+    pid: int = 0  # the `dagster dev` parent, leader of its process group
+
+    def crash(self) -> None:
+        """kill -9 every process of this `dagster dev` at once (a lost machine)."""
+        os.killpg(self.pid, signal.SIGKILL)
 
     @property
     def base_url(self) -> str:
@@ -82,19 +87,20 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def dagster_dev(root: Path, policy: Path = REPO / "policy.yaml") -> Iterator[DagsterDev]:
-    """Start `dagster dev` (webserver + daemon) for the repo's code location under `root`."""
+    """Start `dagster dev` (webserver + daemon) for the repo's code location under `root`;
+    again on the same `root`, it restarts on the same instance, inbox and store."""
     home, port = root / "dagster_home", free_port()
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDIA_ASSETS_INBOX": str(root / "inbox"),
            "MEDIA_ASSETS_STORE": str(root / "store"), "MEDIA_ASSETS_POLICY": str(policy)}
     dagster = Path(sys.executable).with_name("dagster")
-    with (root / "dev.log").open("wb") as log:
+    with (root / "dev.log").open("ab") as log:
         process = subprocess.Popen(
             [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            yield DagsterDev(root, port)
+            yield DagsterDev(root, port, process.pid)
         finally:
             process.send_signal(signal.SIGINT)  # to the parent only: the group hangs on SIGINT
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -2,7 +2,6 @@
 mid-run, the store short of space and given room again. Every file must end `ok`, as in an
 undisturbed run, with no manual step; the alerts say what happened."""
 
-import io
 import os
 import signal
 import threading
@@ -16,58 +15,13 @@ import yaml
 from media_assets.records.audit import read_audit
 from media_assets.records.catalog import read_arrivals
 from media_assets.records.manifest import load_manifest
-from media_assets.samples import synth_photo
 from media_assets.storage import LocalObjectStore
+from media_assets_tests.chaos_tools import busy, decode_workers, drop, photo_bytes
 from media_assets_tests.dagster_dev import REPO, dagster_dev, wait_for
 
 pytestmark = pytest.mark.slow
 
 PHOTOS, LATE_PHOTOS = 80, 10
-
-
-def photo_bytes(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    synth_photo((2400, 1800), seed=seed).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def drop(inbox: Path, names_and_bytes: dict[str, bytes]) -> None:
-    """Written under dot names, then renamed in (as an upload finishes)."""
-    inbox.mkdir(parents=True, exist_ok=True)
-    for name, data in names_and_bytes.items():
-        (inbox / f".{name}.part").write_bytes(data)
-    for name in names_and_bytes:
-        os.replace(inbox / f".{name}.part", inbox / name)
-
-
-def decode_workers() -> list[int]:
-    """Processes spawned by a process that was itself spawned (a run's decode workers)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            mine = (stat.parent / "cmdline").read_bytes()
-            parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if b"multiprocessing-fork" in mine and b"multiprocessing-fork" in parent:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return -1
-    return int(fields[11]) + int(fields[12])
-
-
-def busy(workers: list[int]) -> list[int]:
-    """The workers using CPU right now (decoding, not idle or starting)."""
-    before = {pid: cpu_ticks(pid) for pid in workers}
-    time.sleep(0.05)
-    return [pid for pid in workers if cpu_ticks(pid) > before[pid] >= 0]
 
 
 class WorkerKiller(threading.Thread):

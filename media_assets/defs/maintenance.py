@@ -28,6 +28,7 @@ from dagster import (
 )
 
 from media_assets.codec.contact_sheet import data_uri
+from media_assets.core.policy import Policy
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import table
 from media_assets.defs.jobs import OP_OF_ASSET, REBUILT_BY, process_batch_job
@@ -36,6 +37,7 @@ from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.operations.housekeeping import remove_stale_temp_files
 from media_assets.operations.rebuild import pending_requests
 from media_assets.operations.rollout import note_rollout
+from media_assets.operations.run_limits import max_runtime_tag
 from media_assets.records.catalog import (
     STALE_COLUMNS,
     content_view,
@@ -162,7 +164,7 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
     rules, store = policy.for_tick(storage), storage.store()
     for step in note_rollout(store, rules, datetime.now(UTC), actor="stale_derivatives_sensor"):
         context.log.info(f"{step.action}: {step.reason}")  # and in the audit log
-    requests = _requested_rebuilds(store)
+    requests = _requested_rebuilds(store, rules)
     fragments = latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
     stale, scanned = _scan_for_stale(context, store, rules, fragments)
     if stale.is_empty() and not requests:
@@ -179,8 +181,7 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
         requests.append(_rebuild_run(
             f"rebuild:{batch}:{asset_name}:{spec_hash}:"
             f"{fragments.get(batch, '').rpartition('/')[2]}", batch, asset_name, False,
-            {"media_assets/rebuild": f"{derivative}@{spec_hash}",
-             "media_assets/files": str(group.height)}))
+            group.height, {"media_assets/rebuild": f"{derivative}@{spec_hash}"}, rules))
     context.log.info(f"{len(requests)} rebuild runs for {stale.height} stale derivatives")
     return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key or ""))
 
@@ -276,16 +277,17 @@ def hourly_temp_cleanup():
 REQUEST_TTL = timedelta(days=7)
 
 
-def _rebuild_run(run_key: str, batch: str, asset_name: str, force: bool,
-                 tags: dict[str, str]) -> RunRequest:
+def _rebuild_run(run_key: str, batch: str, asset_name: str, force: bool, files: int,
+                 tags: dict[str, str], rules: Policy) -> RunRequest:
     config = ({"ops": {OP_OF_ASSET.get(asset_name, asset_name): {"config": {"force": True}}}}
               if force else None)
     return RunRequest(run_key=run_key, partition_key=batch, run_config=config,
                       asset_selection=[AssetKey(asset_name), AssetKey("catalog")],
-                      tags={**queue_tags("rebuild", BULK), **tags})
+                      tags={**queue_tags("rebuild", BULK), "media_assets/files": str(files),
+                            **max_runtime_tag(rules, "rebuild", files), **tags})
 
 
-def _requested_rebuilds(store) -> list[RunRequest]:
+def _requested_rebuilds(store, rules: Policy) -> list[RunRequest]:
     """Runs operators asked for with the rebuild_derivatives job (each request once)."""
     runs = []
     for key, request in pending_requests(store):
@@ -293,8 +295,8 @@ def _requested_rebuilds(store) -> list[RunRequest]:
         for run in request["runs"]:
             runs.append(_rebuild_run(
                 f"requested:{request_id}:{run['batch_key']}:{run['asset']}", run["batch_key"],
-                run["asset"], run["force"], {"media_assets/rebuild": f"requested:{request_id}",
-                                             "media_assets/files": str(run["files"])}))
+                run["asset"], run["force"], int(run["files"]),
+                {"media_assets/rebuild": f"requested:{request_id}"}, rules))
         # Requests stay a week: the run keys keep a request re-read by a later tick (or one
         # whose tick failed half-way) from launching anything twice.
         if datetime.now(UTC) - datetime.fromisoformat(request["requested_at"]) > REQUEST_TTL:

@@ -21,7 +21,7 @@ from dagster import (
     sensor,
 )
 
-from media_assets.core.policy import Limits, Policy
+from media_assets.core.policy import Policy
 from media_assets.core.store import ObjectStore
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
 from media_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
@@ -58,14 +58,15 @@ from media_assets.operations.inbox_tick import (
     plan_tick,
     scan_inbox,
 )
+from media_assets.operations.run_limits import max_runtime_tag
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.records.manifest import claimed_inbox_names, open_batch, unreadable_files
 
 
-def _run_request(run: Launch) -> RunRequest:
-    """One batch's run: its lane's job, tagged for the run queue (uploads ahead of bulk) and,
-    for a re-run, with its attempt number."""
-    tags = queue_tags(run.lane, run.work) | (
+def _run_request(run: Launch, rules: Policy) -> RunRequest:
+    """One batch's run: its lane's job, tagged for the run queue (uploads ahead of bulk),
+    with its time bound for run monitoring and, for a re-run, its attempt number."""
+    tags = queue_tags(run.lane, run.work) | max_runtime_tag(rules, run.lane, run.files) | (
         {HEAL_ATTEMPT_TAG: str(run.attempt)} if run.attempt else {})
     return RunRequest(run_key=run.run_key, partition_key=run.key,
                       job_name=job_for_lane(run.lane), tags=tags)
@@ -130,11 +131,11 @@ def inbox_sensor(
     if problem:
         plan = replace(plan, message=f"policy file invalid, using the last valid version "
                                      f"({problem}); {plan.message}")
-    return open_and_launch(context, store, plan, rules.limits, now, notifier)
+    return open_and_launch(context, store, plan, rules, now, notifier)
 
 
 def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: TickPlan,
-                    limits: Limits, now: datetime, notifier: Notifier | None
+                    rules: Policy, now: datetime, notifier: Notifier | None
                     ) -> SensorResult | SkipReason:
     """Write each planned batch's manifest and open marker, then register and launch.
 
@@ -142,7 +143,7 @@ def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: 
     file); when not even one file fits, nothing is written and the cursor stays, so the same
     batches are planned again once there is room. A tick that dies after a write is repaired
     by the next (an open manifest without its partition is registered again)."""
-    plan, shortfall = fit_to_space(plan, store.free_bytes(), limits, now)
+    plan, shortfall = fit_to_space(plan, store.free_bytes(), rules.limits, now)
     note_disk_guard(store, shortfall, now, notifier)
     if shortfall:
         context.log.error(f"ALERT {shortfall}")
@@ -159,7 +160,7 @@ def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: 
         return SkipReason(plan.message)
     context.log.info(plan.message)
     return SensorResult(
-        run_requests=[_run_request(run) for run in plan.launches],
+        run_requests=[_run_request(run, rules) for run in plan.launches],
         dynamic_partitions_requests=[batch_partitions.build_add_request(list(plan.register))]
         if plan.register else [],
         cursor=plan.cursor,

@@ -151,13 +151,15 @@ class OpenBatch:
     registered: bool  # its dynamic partition exists
     runs: tuple[RunFacts, ...] = ()  # its runs so far (the healer decides from them)
     bytes: int = 0  # what its sources weigh (a re-run stages them again)
+    files: int = 0  # how many sources it holds (its run's time bound follows them)
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], registered: bool,
                       runs: Sequence[RunFacts] = ()) -> OpenBatch:
         return cls(manifest["batch_key"], manifest["lane"], work_of(dict(manifest)),
                    datetime.fromisoformat(manifest["created_at"]), registered, tuple(runs),
-                   sum(int(s.get("size") or 0) for s in manifest.get("sources") or ()))
+                   sum(int(s.get("size") or 0) for s in manifest.get("sources") or ()),
+                   len(manifest.get("sources") or ()))
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ class Launch:
     work: str
     attempt: int = 0
     bytes: int = 0  # what a re-run stages again (this tick's new batches count in to_open)
+    files: int = 0  # the batch's files (its run's `max_runtime` follows them)
 
     @property
     def run_key(self) -> str:
@@ -229,9 +232,9 @@ def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
     heals = {b.key: heal(b.key, b.created_at, b.runs, policy.healing, now,
                          _held_lane(b.lane, breakers or {}))
              for b in open_batches if b.registered}
-    launches = ([Launch(b.key, b.batch.lane, UPLOAD) for b in to_open]
-                + [Launch(b.key, b.lane, b.work) for b in orphans]
-                + [Launch(b.key, b.lane, b.work, heals[b.key].attempt, b.bytes)
+    launches = ([Launch(b.key, b.batch.lane, UPLOAD, files=len(b.batch.files)) for b in to_open]
+                + [Launch(b.key, b.lane, b.work, files=b.files) for b in orphans]
+                + [Launch(b.key, b.lane, b.work, heals[b.key].attempt, b.bytes, b.files)
                    for b in open_batches if b.registered and heals[b.key].action == "run"])
     message = "; ".join(filter(None, [
         describe(plan, scan, len(orphans)),

@@ -5,7 +5,9 @@ claimed files excluded, idempotent run keys, and a cursor that stays tiny."""
 import pytest
 from dagster import SkipReason
 
+from media_assets.core.policy import Policy
 from media_assets.defs.partitions import LANE_TAG
+from media_assets.operations.run_limits import MAX_RUNTIME_TAG, max_runtime_seconds
 from media_assets.records.manifest import load_manifest, open_batch_keys
 from media_assets_tests.defs_tests.conftest import ON_BOTH_BACKENDS
 
@@ -23,8 +25,10 @@ def test_a_lone_settled_file_gets_its_own_batch_with_run_key_and_lane(install, j
     result = install.tick()
     [request] = result.run_requests
     assert request.run_key == request.partition_key
-    # a new upload: its lane, and Dagster's default priority (bulk work queues behind it)
-    assert request.tags == {LANE_TAG: "image", "media_assets/work": "upload"}
+    # a new upload: its lane, Dagster's default priority (bulk work queues behind it), and
+    # the time bound run monitoring holds it to
+    assert request.tags == {LANE_TAG: "image", "media_assets/work": "upload",
+                            MAX_RUNTIME_TAG: str(max_runtime_seconds(Policy(), "image", 1))}
     manifest = load_manifest(install.store, request.partition_key)
     assert [s["inbox"] for s in manifest["sources"]] == ["one.jpg"]
 
