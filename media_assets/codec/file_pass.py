@@ -23,7 +23,7 @@ from media_assets.codec.derivatives import Output, RenderContext, Renderer, Spec
 from media_assets.codec.images import extract_metadata
 from media_assets.codec.intake import StagedFile, stage_file
 from media_assets.codec.pool import grant_time
-from media_assets.core.errors import Rejected, TransientError
+from media_assets.core.errors import Rejected, TransientError, machine_fault
 from media_assets.core.policy import Limits, Policy
 
 # The metadata each media kind gets, and the stage (asset) that extracts it.
@@ -118,7 +118,9 @@ def process_file(job: FileJob, scratch: str) -> FileResult:
             timings[stage] = timings.get(stage, 0.0) + _ms(started)
     except TransientError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure of a stage is this file's
+    except Exception as exc:  # noqa: BLE001 - any failure of a stage is this file's...
+        if (fault := machine_fault(exc)) is not None:  # ...unless the disk filled up
+            raise fault from exc
         return FileResult(staged, kind, metadata, failure=_failure(stage or "originals", exc),
                           stage_ms=timings, scratch=scratch)
     return FileResult(staged, kind, metadata, tuple(outputs), stage_ms=timings,

@@ -21,8 +21,9 @@ from dagster import (
     sensor,
 )
 
+from media_assets.core.errors import MachineFault
 from media_assets.core.policy import Policy
-from media_assets.core.store import ObjectStore
+from media_assets.core.store import Inbox, ObjectStore
 from media_assets.defs.jobs import LANE_JOBS, job_for_lane
 from media_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
 from media_assets.defs.queue import queue_tags
@@ -103,6 +104,17 @@ def inbox_sensor(
     alerts: AlertNotifier,
 ) -> SensorResult | SkipReason:
     store, drop, notifier = storage.store(), inbox.inbox(), alerts.notifier()
+    try:
+        return _tick(context, store, drop, notifier, storage, policy)
+    except MachineFault as fault:  # not even the tick's small state writes fit
+        context.log.error(f"ALERT the store's disk is full or read-only: {fault}")
+        return SkipReason(f"the store's disk is full or read-only ({fault}); files wait in "
+                          "the inbox, and batches run again once there is room")
+
+
+def _tick(context: SensorEvaluationContext, store: ObjectStore, drop: Inbox,
+          notifier: Notifier | None, storage: MediaStorage, policy: PolicyResource
+          ) -> SensorResult | SkipReason:
     rules = policy.for_tick(storage)
     problem = str(policy.problem) if policy.problem else None
     note_policy_problem(store, problem, datetime.now(UTC), notifier)

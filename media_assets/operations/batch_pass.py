@@ -42,7 +42,7 @@ from media_assets.codec.intake import StagedFile, hash_file
 from media_assets.codec.pool import Outcome, TaskKey, machine_may_be_at_fault, timed_call
 from media_assets.codec.sniff import sniff
 from media_assets.codec.untrusted import display_names, open_untrusted
-from media_assets.core.errors import Rejected
+from media_assets.core.errors import Rejected, machine_fault
 from media_assets.core.policy import Policy
 from media_assets.core.store import Inbox, ObjectStore, with_transient_retries
 from media_assets.core.types import SAFE_STATUSES, FileEntry
@@ -523,6 +523,8 @@ class _BatchPass:
             try:  # copied (never through a link, only a file of its own) while hashing
                 content_id, copy = self._copy_untrusted(job)
             except OSError as exc:  # unreadable now: it stays in the inbox, nothing is lost
+                if (fault := machine_fault(exc)) is not None:  # a full disk is not the file's
+                    raise fault from exc
                 return base.with_(status="unreadable", reason="unreadable",
                                   detail=f"{type(exc).__name__}: {exc}")
             return self._quarantined(base, content_id, reason, str(error), error, copy)

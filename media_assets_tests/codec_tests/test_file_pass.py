@@ -1,12 +1,15 @@
 """One pass per file: a worker reads a file once and takes it through its whole chain."""
 
+import errno
 import hashlib
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from media_assets.codec.file_pass import FileJob, process_file
+from media_assets.core.errors import MachineFault
 from media_assets.core.policy import Policy
 
 
@@ -87,3 +90,32 @@ def test_an_output_that_breaks_its_spec_is_reported_not_hidden(tmp_path):
     assert image_output_problem(big, spec, full=True) == "long edge 600 > 250"
     (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8 not really")
     assert image_output_problem(tmp_path / "junk.jpg", spec).startswith("does not decode")
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_rendering_is_the_machines_fault_not_the_files(tmp_path,
+                                                                         monkeypatch):
+    job = new_file_job(tmp_path, photo())
+    monkeypatch.setattr(Image.Image, "save", no_space)
+    with pytest.raises(MachineFault, match="ENOSPC"):  # the step fails; nothing quarantined
+        process_file(job, str(tmp_path / "out"))
+
+
+def test_a_full_disk_while_staging_is_the_machines_fault_not_the_files(tmp_path, monkeypatch):
+    monkeypatch.setattr("media_assets.codec.intake.os.fsync", no_space)
+    with pytest.raises(MachineFault, match="ENOSPC"):
+        process_file(new_file_job(tmp_path, photo()), str(tmp_path / "out"))
+    assert list((tmp_path / "staging").iterdir()) == []  # no partial copy left
+
+
+def test_a_decoder_error_is_still_the_files(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("image file is truncated")  # Pillow's errors carry no errno
+
+    job = new_file_job(tmp_path, photo())
+    monkeypatch.setattr(Image.Image, "save", broken)
+    result = process_file(job, str(tmp_path / "out"))
+    assert result.failure is not None and result.failure.stage == "derivatives"

@@ -55,7 +55,8 @@ def test_files_quarantined_by_a_limit_are_reprocessed_after_it_is_raised(install
     [request] = install.tick().run_requests  # the sensor launches the replay batch
     assert request.partition_key == batch
     assert request.tags == {"media_assets/lane": "image", "media_assets/work": "bulk",
-                            "dagster/priority": "-10"}  # behind new uploads in the queue
+                            "dagster/priority": "-10",  # behind new uploads in the queue
+                            "dagster/max_runtime": request.tags["dagster/max_runtime"]}
     assert install.process(batch, job_name=request.job_name).success
     replayed = install.arrivals().filter(pl.col("batch_key") == batch).row(0, named=True)
     assert (replayed["status"], replayed["source_name"]) == ("ok", "big.jpg")

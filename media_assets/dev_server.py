@@ -1,0 +1,68 @@
+"""`make dev`'s supervisor: `dg dev` (webserver, daemon, code server) started in DAGSTER_HOME,
+and stopped, all of it, within seconds of one Ctrl-C or SIGTERM.
+
+Why a supervisor: Dagster's `dev` warns about a `dagster.yaml` in the folder it starts in
+unless that folder is DAGSTER_HOME (ours sits in the repo, copied to DAGSTER_HOME by `make
+dev`), so it starts there. And a SIGTERM to its process group left it running for over 20 s
+(each process shuts down on its own terms). Here Ctrl-C or SIGTERM sends one SIGINT to the
+`dg dev` parent, the way it shuts down cleanly, and whatever still lives after
+`GRACE_SECONDS` is killed. A run killed that way is failed by run monitoring at the next
+start and run again (README "After a crash")."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+GRACE_SECONDS = 7.0  # then SIGKILL: everything is gone within 10 s of the signal
+
+
+def dev_command(workspace: Path, host: str, port: int) -> list[str]:
+    """`dg dev` from this interpreter's environment (`dagster dev` where dg is missing)."""
+    bin_dir = Path(sys.executable).parent
+    dg = bin_dir / "dg"
+    if dg.exists() or shutil.which("dg"):
+        return [str(dg if dg.exists() else "dg"), "dev", "-w", str(workspace), "-h", host,
+                "-p", str(port)]
+    return [str(bin_dir / "dagster"), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+
+
+def supervise(command: list[str], cwd: Path, grace_seconds: float = GRACE_SECONDS) -> int:
+    """Run `command` in its own session until it exits or we are asked to stop; then stop
+    it (SIGINT, then SIGKILL to its whole process group after `grace_seconds`)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    child = subprocess.Popen(command, cwd=cwd, start_new_session=True)
+    while child.poll() is None and not stop.wait(0.2):
+        pass
+    if child.poll() is None:
+        child.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(grace_seconds)
+    with contextlib.suppress(ProcessLookupError):  # what outlived the parent, or everything
+        os.killpg(child.pid, signal.SIGKILL)
+    return child.wait() if not stop.is_set() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workspace", type=Path, default=Path("workspace.yaml"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        parser.error("DAGSTER_HOME is not set (make dev sets it to .dagster_home)")
+    return supervise(dev_command(args.workspace.resolve(), args.host, args.port), Path(home))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
