@@ -55,7 +55,7 @@ def _inspect_each(context: AssetCheckExecutionContext, store: Any, workers: Deco
                 problem = outcome.value if outcome.ok else f"check failed: {outcome.error}"
                 if problem:
                     failures[files[cid]["source_name"]] = problem
-    return check_result(failures, checked, **metadata)
+    return check_result(context, failures, checked, **metadata)
 
 
 @asset_check(asset=web_rendition, partitions_def=batch_partitions,
@@ -118,7 +118,7 @@ def poster_conforms(context: AssetCheckExecutionContext, storage: MediaStorage,
             problem = inspect_derivative(store, key, spec)
             if problem:
                 failures[entry["source_name"]] = problem
-    return check_result(failures, checked, spec_hash=rules.spec_stamp("thumbnail"))
+    return check_result(context, failures, checked, spec_hash=rules.spec_stamp("thumbnail"))
 
 
 av_checks = [web_rendition_plays, audio_preview_conforms, waveform_conforms, poster_conforms]

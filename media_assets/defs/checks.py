@@ -28,11 +28,25 @@ from media_assets.records.manifest import load_step_results
 from media_assets.records.retention import purged_contents
 
 
-def check_result(failures: dict[str, str], checked: int, **extra: Any) -> AssetCheckResult:
+def check_result(context: AssetCheckExecutionContext, failures: dict[str, str], checked: int,
+                 **extra: Any) -> AssetCheckResult:
+    """One batch's verdict, saying which batch and what it judged. Dagster's check list
+    shows a check failed while any batch's latest result failed, and the check's "latest
+    execution" is the newest of any batch (often one with nothing of its kind to check):
+    the description keeps the two views from seeming to disagree."""
+    batches = ", ".join(partition_keys(context))
+    if failures:
+        name, why = next(iter(sorted(failures.items())))
+        said = f"batch {batches}: {len(failures)} of {checked} failing, e.g. {name}: {why}"
+    elif checked:
+        said = f"batch {batches}: all {checked} pass"
+    else:
+        said = f"batch {batches}: nothing of this kind to check (0 files)"
     return AssetCheckResult(
         passed=not failures,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"checked": checked, "failing": len(failures),
+        description=said,
+        metadata={"batch": batches, "checked": checked, "failing": len(failures),
                   "failing_files": MetadataValue.json(failures), **extra},
     )
 
@@ -55,7 +69,7 @@ def store_is_usable(context: AssetCheckExecutionContext, storage: MediaStorage,
         raise_alert(store, Alert("check:store_is_usable", "; ".join(
             f"{k}: {v}" for k, v in sorted(problems.items())), details={"run": context.run.run_id}),
             alerts.notifier(), actor="store_is_usable", run_id=context.run.run_id)
-    return check_result(problems, checked=1)
+    return check_result(context, problems, checked=1)
 
 
 @asset_check(asset="originals", partitions_def=batch_partitions,
@@ -83,7 +97,7 @@ def originals_fixity(context: AssetCheckExecutionContext,
             with store.local_path(entry["original_key"]) as path:
                 if hash_file(path) != cid:
                     failures[entry["source_name"]] = "bytes no longer match the content id"
-    return check_result(failures, checked, skipped_purged=MetadataValue.json(skipped))
+    return check_result(context, failures, checked, skipped_purged=MetadataValue.json(skipped))
 
 
 def _derivative_check(asset_name: str, derivative: str):
@@ -107,7 +121,7 @@ def _derivative_check(asset_name: str, derivative: str):
                     inspect_derivative(store, spec_output_key(spec, cid), spec)
                 if problem:
                     failures[entry["source_name"]] = problem
-        return check_result(failures, checked, spec_hash=rules.spec_stamp(derivative))
+        return check_result(context, failures, checked, spec_hash=rules.spec_stamp(derivative))
 
     return _check
 
@@ -133,7 +147,7 @@ def catalog_matches_batch(context: AssetCheckExecutionContext,
         failures.update({name: "no catalog row" for name, _ in expected - rows})
         failures.update({name: "catalog row for a file not in the batch"
                          for name, _ in rows - expected})
-    return check_result(failures, checked)
+    return check_result(context, failures, checked)
 
 
 def _this_run(store: Any, batch_key: str, step: str, run_id: str) -> dict[str, Any]:

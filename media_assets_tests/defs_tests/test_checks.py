@@ -58,3 +58,25 @@ def test_a_catalog_missing_a_file_fails_the_batch_check(install):
         "catalog_matches_batch"]
     assert not check.passed and check.metadata["failing_files"].value == {
         "ghost.jpg": "no catalog row"}
+
+
+def test_each_check_result_names_its_batch_and_says_what_it_judged(install):
+    """The check list shows a check failed while any batch's latest result failed, and the
+    check's "latest execution" is the newest of any batch: each result says which batch and
+    what it judged, so the two views never seem to disagree."""
+    key = ingested(install)
+    found = run_checks(install, key, ("thumbnails", "thumbnails_conform_to_spec"),
+                       ("audio_preview", "audio_preview_conforms"))
+    thumbs, audio = found["thumbnails_conform_to_spec"], found["audio_preview_conforms"]
+    assert thumbs.passed and audio.passed
+    assert thumbs.metadata["batch"].value == key == audio.metadata["batch"].value
+    assert thumbs.description.startswith(f"batch {key}: all ") and "pass" in thumbs.description
+    assert audio.description == f"batch {key}: nothing of this kind to check (0 files)"
+
+    row = install.arrivals().filter(install.arrivals()["source_name"] == "web.webp").row(
+        0, named=True)
+    install.store.delete(next(d for d in row["derivatives"] if d["name"] == "thumbnail")["key"])
+    failed = run_checks(install, key, ("thumbnails", "thumbnails_conform_to_spec"))
+    assert failed["thumbnails_conform_to_spec"].description.startswith(
+        f"batch {key}: 1 of ") and "web.webp: missing" in failed[
+            "thumbnails_conform_to_spec"].description
