@@ -53,7 +53,8 @@ def supervise(command: list[str], cwd: Path, grace_seconds: float = GRACE_SECOND
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description="Start `dg dev` in DAGSTER_HOME; Ctrl-C or SIGTERM stops all of it.")
     parser.add_argument("--workspace", type=Path, default=Path("workspace.yaml"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
