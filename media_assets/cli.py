@@ -36,7 +36,7 @@ from media_assets.storage import LocalObjectStore
 from media_assets.storage.s3 import is_s3_url
 
 
-def _open_store(root: str) -> Any:
+def open_store(root: str) -> Any:
     """A folder, or an s3:// URL (connection from MEDIA_ASSETS_S3_* and AWS_* variables)."""
     if not is_s3_url(root):
         return LocalObjectStore(root)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "idle for the policy's limits.temp_max_age_seconds")
     clean.add_argument("--dry-run", action="store_true", help="only list them")
     args = parser.parse_args(argv)
-    store = _open_store(args.store)
+    store = open_store(args.store)
 
     if args.command == "lookup":
         matches = find(store, args.query)

@@ -46,6 +46,7 @@ from media_assets.records.archive import (
     verify_stored_day,
     write_day,
 )
+from media_assets.records.audit import anchor as audit_anchor
 from media_assets.records.catalog import (
     SCHEMA_VERSION,
     compact,
@@ -134,6 +135,9 @@ def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> No
         except ValueError as exc:
             raise Failure(f"archive {day}: rows do not fit the catalog contract: {exc}",
                           allow_retries=False) from exc
+        audit_head = audit_anchor(store, day)  # the audit chain's head, anchored outside it
+        if audit_head is not None:
+            manifest["audit_head"] = audit_head
         provenance = {"run_id": context.run.run_id, "created_at": datetime.now(UTC).isoformat(),
                       "code_version": ARCHIVE_VERSION, "schema_version": SCHEMA_VERSION}
         written = write_day(store, day, files, manifest, provenance)
@@ -144,6 +148,8 @@ def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> No
             "bytes": sum(f["bytes"] for f in manifest["files"]),
             "contents": len(manifest["content_ids"]),
             "changed": written["changed"],
+            "audit_head": (f"{audit_head['objects']} objects, {audit_head['hash']}"
+                           if audit_head else "no audit records that day"),
             "manifest": MetadataValue.path(store.describe(f"archive/catalog/date={key}/"
                                                           "manifest.json")),
         })

@@ -23,7 +23,8 @@ from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.operations.control import pause_ingestion, resume_ingestion
 from media_assets.operations.rebuild import plan_rebuild, save_request
 from media_assets.operations.replay import release, select_quarantined
-from media_assets.records.archive import ARCHIVE_PREFIX, verify_stored_day
+from media_assets.records.archive import ARCHIVE_PREFIX, audit_anchors, verify_stored_day
+from media_assets.records.audit import verify_chain
 from media_assets.records.catalog import content_view, read_catalog, stale_derivatives
 from media_assets.records.manifest import all_quarantine_records, claimed_inbox_names
 from media_assets.records.reconcile import reconcile
@@ -210,8 +211,12 @@ def verify_op(context: OpExecutionContext, config: VerifyConfig, storage: MediaS
         day_problems = verify_stored_day(store, datetime.fromisoformat(day).date())
         if day_problems:
             problems[f"archive {day}"] = day_problems
+    chain = verify_chain(store, audit_anchors(store))
+    if chain.problems:
+        problems["audit trail"] = chain.problems
     context.add_output_metadata({
         "contents": found.checked_contents, "archive_days": len(days),
+        "audit_records": chain.records, "audit_days": chain.days,
         "problems": MetadataValue.json(problems), "clean": not problems})
     if problems:
         raise Failure(f"integrity problems: {sorted(problems)}", allow_retries=False,
@@ -226,8 +231,8 @@ def day_folders_in(store):
 
 
 @job(description="Verify integrity on demand: originals re-hashed, store reconciled with the "
-                 "catalog, every archived day checked against its manifest. Fails when "
-                 "anything is off, naming it.")
+                 "catalog, every archived day checked against its manifest, the audit trail's "
+                 "chain and anchors walked. Fails when anything is off, naming it.")
 def verify_integrity():
     verify_op()
 

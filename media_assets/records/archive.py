@@ -284,3 +284,17 @@ def schema_problems(manifest: dict[str, Any]) -> list[str]:
         return [f"the schema differs from contract version {version}"]
     return [f"version {version} -> {SCHEMA_VERSION}: {problem}"
             for problem in incompatibilities(expected, contract())]
+
+
+def audit_anchors(store: Any) -> dict[date, dict[str, Any]]:
+    """Each archived day's anchor of the audit chain (`audit_head` in its manifest): what
+    `records.audit.verify_chain` holds the log to, so a truncated or rewritten day shows."""
+    anchors: dict[date, dict[str, Any]] = {}
+    for key in store.list(ARCHIVE_PREFIX):
+        folder, _, name = key.rpartition("/")
+        if name != "manifest.json" or "/history/" in key or "date=" not in folder:
+            continue
+        head = json.loads(store.read_bytes(key)).get("audit_head")
+        if head:
+            anchors[date.fromisoformat(folder.rsplit("date=", 1)[1])] = head
+    return anchors

@@ -20,6 +20,7 @@ from media_assets.core.policy import (
     policy_digest,
     read_policy_bytes,
 )
+from media_assets.records.audit import append, audit_record
 
 VERSIONS_PREFIX = "control/policy/versions/"
 LAST_VALID_KEY = "control/policy/last_valid.json"
@@ -34,11 +35,15 @@ def run_pin_key(run_id: str) -> str:
 
 
 def keep_version(store: Any, data: bytes) -> str:
-    """Keep a valid policy file's bytes by digest and make it the last valid one."""
+    """Keep a valid policy file's bytes by digest and make it the last valid one; a change
+    of version goes into the audit trail (from and to digests)."""
     digest = policy_digest(data)
     store.put_bytes_if_absent(version_key(digest), data)
-    if _last_valid_digest(store) != digest:
+    before = _last_valid_digest(store)
+    if before != digest:
         store.put_bytes(LAST_VALID_KEY, json.dumps({"digest": digest}).encode())
+        append(store, [audit_record("policy_change", "-", source=before, target=digest,
+                                    reason="the policy file changed", actor="policy file")])
     return digest
 
 

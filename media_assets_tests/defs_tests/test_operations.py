@@ -1,6 +1,8 @@
 """The operator's jobs: pause and resume ingestion, reprocess quarantined files after a
 policy change, see what became stale, and verify integrity on demand."""
 
+import json
+
 import polars as pl
 import pytest
 from dagster import AssetKey
@@ -163,3 +165,22 @@ def test_a_file_already_reprocessed_is_not_released_again(install):
     assert install.process(batch, job_name=request.job_name).success
     assert output(run(install, "reprocess_quarantined", "reprocess_op", config))[
         "matching"] == 0  # catalogued fine now
+
+
+def test_verify_integrity_walks_the_audit_trail_and_names_an_edited_record(install):
+    write_sample_images(install.inbox, size=(64, 48))  # quarantines, a policy version: audited
+    install.age_inbox()
+    install.ingest()
+    clean = run(install, "verify_integrity", "verify_op", {"rehash_originals": False})
+    assert clean.success and output(clean)["audit_records"] > 0
+    key = next(k for k in install.store.list("audit/") if k.endswith(".jsonl"))
+    with install.store.local_path(key) as path:
+        first, *rest = path.read_text().splitlines(keepends=True)
+        edited = json.loads(first) | {"reason": "nothing to see"}
+        path.write_text(json.dumps(edited, sort_keys=True) + "\n" + "".join(rest))
+    tampered = run(install, "verify_integrity", "verify_op", {"rehash_originals": False})
+    assert not tampered.success
+    [failure] = [e for e in tampered.all_events if e.event_type_value == "STEP_FAILURE"]
+    problems = failure.event_specific_data.user_failure_data.metadata["problems"].value
+    [problem] = problems["audit trail"]
+    assert problem.startswith(f"{key} line 1: its hash does not match")

@@ -54,3 +54,14 @@ def test_ticks_use_the_last_valid_version_while_the_file_is_broken(store, tmp_pa
     assert policy.batching.max_files == 10
     assert problem is not None
     assert "policy.yaml" in str(problem) and "batching.max_files" in str(problem)
+
+
+def test_each_change_of_policy_version_is_in_the_audit_trail(store, tmp_path):
+    from media_assets.records.audit import read_audit
+    from media_assets.records.policy_versions import keep_version
+
+    first = keep_version(store, GOOD.encode())
+    assert keep_version(store, GOOD.encode()) == first  # the same file again: no new record
+    second = keep_version(store, EDITED.encode())
+    changes = read_audit(store).filter(read_audit(store)["action"] == "policy_change")
+    assert changes.select("from", "to").rows() == [(None, first), (first, second)]
