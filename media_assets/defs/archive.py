@@ -12,11 +12,13 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetSelection,
     BackfillPolicy,
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     RunRequest,
@@ -40,6 +42,7 @@ from media_assets.records.archive import (
     build_day,
     collect_due,
     collect_later,
+    due_archive_day,
     read_manifest,
     rows_of_day,
     schema_problems,
@@ -59,15 +62,24 @@ from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.records.manifest import claimed_inbox_names
 
 ARCHIVE_VERSION = "catalog_archive-1"
+ARCHIVE_DEADLINE_HOUR = 2  # UTC: the nightly archive runs at 00:15
 # Superseded data files stay this long after their manifest was replaced (readers in flight).
 COLLECT_AFTER = timedelta(hours=1)
 FIRST_DAY = date(2026, 1, 1)
 archive_days = DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), timezone="UTC")
 
 
+# Freshness where the cadence is fixed (Dagster's cron form; it judges the newest
+# materialisation of any partition, hence `yesterday_is_archived` below for the archive).
+INDEX_FRESHNESS = FreshnessPolicy.cron(deadline_cron="20 * * * *",  # hourly at :05
+                                       lower_bound_delta=timedelta(minutes=20))
+ARCHIVE_FRESHNESS = FreshnessPolicy.cron(deadline_cron=f"0 {ARCHIVE_DEADLINE_HOUR} * * *",
+                                         lower_bound_delta=timedelta(hours=ARCHIVE_DEADLINE_HOUR))
+
+
 @asset(deps=[catalog], code_version="catalog_index-1", retry_policy=STORAGE_RETRY,
        group_name="archive", kinds={"parquet", "polars"}, owners=OWNERS,
-       tags=media_tags("all"))
+       tags=media_tags("all"), freshness_policy=INDEX_FRESHNESS)
 def catalog_index(context: AssetExecutionContext, storage: MediaStorage,
                   inbox: InboxResource) -> MaterializeResult:
     """Every batch's catalog rows compacted into one index sorted by content id: the
@@ -108,7 +120,8 @@ def summary_counts(view: pl.DataFrame) -> dict[str, int]:
 
 @asset(deps=[catalog_index], partitions_def=archive_days, code_version=ARCHIVE_VERSION,
        backfill_policy=BackfillPolicy.single_run(), retry_policy=STORAGE_RETRY,
-       group_name="archive", kinds={"parquet"}, owners=OWNERS, tags=media_tags("all"))
+       group_name="archive", kinds={"parquet"}, owners=OWNERS, tags=media_tags("all"),
+       freshness_policy=ARCHIVE_FRESHNESS)
 def catalog_archive(context: AssetExecutionContext, storage: MediaStorage) -> None:
     """Day D: the catalog rows of the batches whose key carries D, as deterministic Parquet
     plus a manifest (rows, bytes, SHA-256 per file, schema, content ids), verifiable offline
@@ -245,8 +258,44 @@ def archive_schema_is_the_contract(context: AssetCheckExecutionContext,
     return _result(failures, len(_days(context)), contract_version=SCHEMA_VERSION)
 
 
+def utcnow() -> datetime:
+    """The check's clock (tests set it)."""
+    return datetime.now(UTC)
+
+
+@asset_check(asset=catalog_archive,
+             description=f"The last day due (yesterday, UTC, from {ARCHIVE_DEADLINE_HOUR:02d}:00) "
+                         "is archived if it had batches. The freshness policy alone would "
+                         "pass on re-archiving any old day.")
+def yesterday_is_archived(context: AssetCheckExecutionContext,
+                          storage: MediaStorage) -> AssetCheckResult:
+    store, day = storage.store(), due_archive_day(utcnow(), ARCHIVE_DEADLINE_HOUR)
+    batches = [b for b in latest_fragments(store.list(CATALOG_FRAGMENTS_PREFIX))
+               if batch_day(b) == day]
+    manifest = read_manifest(store, day)
+    if manifest is not None:
+        said = f"{day} is archived: {manifest['rows']} rows from {len(batches)} batches"
+    elif batches:
+        said = f"{day} is not archived, yet it had {len(batches)} batches"
+    else:
+        said = f"{day} had no batches: nothing to archive"
+    return AssetCheckResult(passed=manifest is not None or not batches,
+                            severity=AssetCheckSeverity.ERROR, description=said,
+                            metadata={"day": day.isoformat(), "batches": len(batches),
+                                      "archived": manifest is not None})
+
+
+archive_check_job = define_asset_job(
+    "check_archive_is_current", selection=AssetSelection.checks(yesterday_is_archived),
+    description="Is the last day due archived?")
+archive_check_schedule = ScheduleDefinition(
+    job=archive_check_job, cron_schedule=f"5 {ARCHIVE_DEADLINE_HOUR} * * *",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Just after the archive's deadline: yesterday must be archived.")
+
 archive_assets = [catalog_index, catalog_archive]
-archive_checks = [archive_fixity, archive_matches_catalog, archive_schema_is_the_contract]
-archive_jobs = [archive_job, index_job]
-archive_schedules = [nightly_archive, hourly_index]
+archive_checks = [archive_fixity, archive_matches_catalog, archive_schema_is_the_contract,
+                  yesterday_is_archived]
+archive_jobs = [archive_job, index_job, archive_check_job]
+archive_schedules = [nightly_archive, hourly_index, archive_check_schedule]
 archive_sensors = [archive_changed_days]

@@ -11,6 +11,7 @@ from dagster import (
     AssetExecutionContext,
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     RunRequest,
@@ -42,7 +43,10 @@ usage_days = DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), timezon
 
 @asset(deps=[catalog_index], partitions_def=usage_days, code_version="usage-1",
        retry_policy=STORAGE_RETRY, group_name="maintenance", kinds={"parquet", "polars"},
-       owners=OWNERS, tags=media_tags("all"))
+       owners=OWNERS, tags=media_tags("all"),
+       # the schedule runs every 15 minutes; each run is due within 10 minutes
+       freshness_policy=FreshnessPolicy.cron(deadline_cron="10,25,40,55 * * * *",
+                                             lower_bound_delta=timedelta(minutes=15)))
 def usage(context: AssetExecutionContext, storage: MediaStorage, policy: PolicyResource,
           alerts: AlertNotifier) -> MaterializeResult:
     """The day's usage records (one per file and step) aggregated by asset, media kind and

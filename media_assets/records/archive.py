@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +298,10 @@ def audit_anchors(store: Any) -> dict[date, dict[str, Any]]:
         if head:
             anchors[date.fromisoformat(folder.rsplit("date=", 1)[1])] = head
     return anchors
+
+
+def due_archive_day(now: datetime, deadline_hour: int) -> date:
+    """The newest day whose archive is due at `now` (UTC): yesterday once the nightly
+    deadline has passed, the day before until then."""
+    today = now.astimezone(UTC).date()
+    return today - timedelta(days=1 if now.astimezone(UTC).hour >= deadline_hour else 2)

@@ -54,7 +54,8 @@ def test_a_day_is_archived_with_a_manifest_that_verifies_offline(archived):
     assert manifest["rows"] == install.arrivals().height == 10
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert {e.check_name for e in result.get_asset_check_evaluations()} == {
-        "archive_fixity", "archive_matches_catalog", "archive_schema_is_the_contract"}
+        "archive_fixity", "archive_matches_catalog", "archive_schema_is_the_contract",
+        "yesterday_is_archived"}
     folder = Path(install.store.describe(day_prefix(DAY)))
     assert verify_cli(["verify", str(folder)]) == 0
     provenance = (folder / "provenance.json").read_text()
@@ -123,3 +124,28 @@ def test_an_incompatible_contract_change_refuses_to_overwrite_the_archive(archiv
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "changed type int64 -> string" in str(failure.event_specific_data.error.message)
+
+
+def test_the_last_day_due_must_be_archived_whatever_else_was_archived(install, monkeypatch):
+    """Dagster's freshness policy judges the newest archive of any day; this check asks for
+    the day that is due: yesterday (UTC) once the 02:00 deadline has passed."""
+    ingest_on(install, monkeypatch, datetime(2026, 11, 20, 9, tzinfo=UTC), "morning")
+    assert materialise(install, "index_catalog").success
+
+    def check_at(now: datetime):
+        monkeypatch.setattr(archive_defs, "utcnow", lambda: now)
+        result = materialise(install, "check_archive_is_current")
+        [evaluation] = result.get_asset_check_evaluations()
+        return evaluation
+
+    before_deadline = check_at(datetime(2026, 11, 21, 1, 30, tzinfo=UTC))
+    assert before_deadline.passed and before_deadline.metadata["day"].value == "2026-11-19"
+    overdue = check_at(datetime(2026, 11, 21, 3, 0, tzinfo=UTC))
+    assert not overdue.passed
+    assert overdue.description == "2026-11-20 is not archived, yet it had 1 batches"
+    assert materialise(install, "archive_catalog", DAY.isoformat()).success
+    archived_now = check_at(datetime(2026, 11, 21, 3, 0, tzinfo=UTC))
+    assert archived_now.passed and archived_now.description.startswith("2026-11-20 is archived")
+    for asset_name in ("catalog_index", "catalog_archive", "usage"):
+        spec = next(s for s in defs.resolve_all_asset_specs() if s.key.path == [asset_name])
+        assert spec.freshness_policy is not None  # the cron form, at each fixed cadence
