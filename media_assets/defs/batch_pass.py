@@ -22,6 +22,7 @@ from media_assets.core.types import FileEntry
 from media_assets.defs.common import (
     STORAGE_RETRY,
     RenderConfig,
+    SheetTile,
     contact_sheet_markdown,
     log_file,
     record_usage,
@@ -155,6 +156,10 @@ def _intake_summary(report: PassReport) -> dict[str, Any]:
             ("duration_seconds", "float"), ("bytes", "int"), ("content_id", "string"),
         ]),
     }
+    if quarantined:  # the rows an operator looks for, on their own
+        metadata["quarantined_files"] = table([f.to_record() for f in quarantined], [
+            ("source_name", "string"), ("reason", "string"), ("detail", "string"),
+            ("kind", "string"), ("bytes", "int"), ("content_id", "string")])
     if report.left_in_inbox:
         metadata["left_in_inbox"] = MetadataValue.json(report.left_in_inbox)
     return metadata
@@ -208,8 +213,30 @@ def _derivative_summary(store: Any, rules: Any, report: PassReport,
         if comparison["bytes_ratio"] is not None:
             metadata["canary_bytes_ratio"] = comparison["bytes_ratio"]
     if derivative.asset in ("thumbnails", "poster"):
-        metadata["contact_sheet"] = contact_sheet_markdown(store, keys)
+        metadata["contact_sheet"] = contact_sheet_markdown(
+            store, report.batch_key, derivative.asset, _sheet_tiles(report, derivative, rules))
     return metadata
+
+
+def _sheet_tiles(report: PassReport, derivative: Derivative, rules: Any) -> list[SheetTile]:
+    """Every file of the batch this derivative is for, in batch order: a stored file with its
+    output, a quarantined one (or one of no known kind, on the thumbnails sheet) with why."""
+    tiles, seen = [], set()
+    for entry in report.entries:
+        cid = entry.content_id or ""
+        mine = entry.kind in derivative.media_kinds or (
+            entry.kind is None and derivative.asset == "thumbnails")
+        if not mine or (cid and cid in seen):
+            continue
+        seen.add(cid)
+        if entry.stored and cid not in report.failed:
+            tiles.append(SheetTile(entry.source_name,
+                                   spec_output_key(derivative.current_spec(rules, cid), cid)))
+        elif cid in report.failed:  # stored, then refused by a later stage
+            tiles.append(SheetTile(entry.source_name, None, "refused after intake"))
+        else:
+            tiles.append(SheetTile(entry.source_name, None, entry.reason or entry.status))
+    return tiles
 
 
 def _stored_of_kind(entries: list[FileEntry], kind: str) -> list[FileEntry]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,12 @@ from dagster import (
     TableSchema,
 )
 
-from media_assets.codec.contact_sheet import contact_sheet, data_uri
+from media_assets.codec.contact_sheet import PAGE_TILES, Tile, contact_sheet, data_uri, pages
 from media_assets.codec.pool import Outcome, timed_call
 from media_assets.core.errors import Rejected
 from media_assets.core.policy import Limits
 from media_assets.operations.usage import meter_of, save_usage, summary
+from media_assets.records.layout import contact_sheet_key
 from media_assets.records.manifest import (
     load_manifest,
     quarantine,
@@ -132,23 +135,52 @@ def process_files(
     return failed
 
 
+INLINE_PAGES = 4  # more would weigh down every materialisation event; the rest are linked
+
+
+@dataclass(frozen=True)
+class SheetTile:
+    """A file as a contact sheet shows it: caption, its thumbnail's key, or why it has none."""
+
+    caption: str
+    key: str | None = None
+    problem: str | None = None
+
+
 def spec_json(spec: Any) -> MetadataValue:
     """A derivative spec and its hash, as UI metadata."""
     return MetadataValue.json({**spec.model_dump(), "spec_hash": spec.spec_hash})
 
 
-def contact_sheet_markdown(store: Any, keys: list[str], limit: int = 48) -> MetadataValue:
-    """The batch's first `limit` thumbnails as one small inline image (markdown metadata),
-    captioned with how many of how many it shows."""
-    with contextlib.ExitStack() as stack:
-        paths = [stack.enter_context(store.local_path(k))
-                 for k in keys[:limit] if store.exists(k)]
-        sheet = contact_sheet(paths)
-    if sheet is None:
-        return MetadataValue.md("_no thumbnails in this batch_")
-    shown = f"{len(paths)} of {len(keys)} thumbnails" if len(keys) > len(paths) \
-        else f"{len(paths)} thumbnails"
-    return MetadataValue.md(f"![contact sheet]({data_uri(sheet)})\n\n_{shown}_")
+def contact_sheet_markdown(store: Any, batch_key: str, asset_name: str,
+                           tiles: list[SheetTile]) -> MetadataValue:
+    """Every file of the batch on captioned contact sheets, `PAGE_TILES` a page: each page is
+    kept in the store (`contact_sheet_key`), the first `INLINE_PAGES` are inline here, and
+    the caption says how many files each shows of how many."""
+    if not tiles:
+        return MetadataValue.md("_no files of this kind in this batch_")
+    paged = pages(tiles)
+    lines = [f"{len(tiles)} files on {len(paged)} pages of up to {PAGE_TILES}; quarantined "
+             "files are grey tiles with their reason."]
+    start = 0
+    for number, page in enumerate(paged, 1):
+        with contextlib.ExitStack() as stack:
+            drawn = [Tile(t.caption, stack.enter_context(store.local_path(t.key))
+                          if t.key and store.exists(t.key) else None, t.problem) for t in page]
+            sheet = contact_sheet(drawn)
+        assert sheet is not None
+        key = contact_sheet_key(batch_key, asset_name, number)
+        buffer = io.BytesIO()
+        sheet.save(buffer, "WEBP", quality=60)
+        store.put_bytes(key, buffer.getvalue())
+        shown = f"page {number} of {len(paged)}: files {start + 1}–{start + len(page)} of " \
+                f"{len(tiles)}"
+        if number <= INLINE_PAGES:
+            lines.append(f"**{shown}**\n\n![{shown}]({data_uri(sheet)})")
+        else:
+            lines.append(f"{shown}: `{store.describe(key)}`")
+        start += len(page)
+    return MetadataValue.md("\n\n".join(lines))
 
 
 def log_file(context: Any, level: str, event: str, content_id: str | None,

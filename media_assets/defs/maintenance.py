@@ -26,6 +26,7 @@ from dagster import (
     schedule,
     sensor,
 )
+from pydantic import Field
 
 from media_assets.codec.contact_sheet import data_uri
 from media_assets.core.policy import Policy
@@ -38,6 +39,7 @@ from media_assets.operations.housekeeping import remove_stale_temp_files
 from media_assets.operations.rebuild import pending_requests
 from media_assets.operations.rollout import note_rollout
 from media_assets.operations.run_limits import max_runtime_tag
+from media_assets.records.archive import batch_day, day_prefix, read_manifest
 from media_assets.records.catalog import (
     STALE_COLUMNS,
     content_view,
@@ -54,7 +56,9 @@ from media_assets.records.reconcile import reconcile
 
 
 class LookupConfig(Config):
-    query: str  # a source name (with or without folders) or a content id (8+ hex digits)
+    query: str = Field(default="camera_rotated.jpg",  # one of the sample files: one edit away
+                       description="A source name (folders optional) or a content id (8 or "
+                                   "more hex digits of its SHA-256).")
 
 
 @op(description="Find a file by source name or content id: batch, run, derivatives, row.")
@@ -76,6 +80,7 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
         "latest": MetadataValue.json(_jsonable(latest)),
     }
     metadata["provenance"] = MetadataValue.json(provenance(store, matches, latest))
+    metadata["lineage"] = MetadataValue.md(lineage_markdown(store, latest))
     linked = linked_rows(related_rows(store, latest), latest["content_id"])
     if linked:
         metadata["linked_files"] = MetadataValue.json(linked)
@@ -107,6 +112,24 @@ def provenance(store, matches: pl.DataFrame, latest: dict) -> dict:
                                                d["spec_hash"])}
                         for d in latest["derivatives"] or []],
     }
+
+
+def lineage_markdown(store, row: dict) -> str:
+    """The path of one file from its original to the archive, each step with its key."""
+    day = batch_day(row["batch_key"])
+    manifest = read_manifest(store, day)
+    archived = (f"`{day_prefix(day)}manifest.json`"
+                + ("" if row["content_id"] in (manifest or {}).get("content_ids", [])
+                   else " (the day is archived, this row not yet: the next re-archive adds it)")
+                if manifest else f"not yet: day {day} is archived after midnight UTC")
+    steps = [f"1. **original** `{row['original_key'] or row.get('quarantine_key') or '-'}` "
+             f"(status {row['status']}{', ' + row['reason'] if row['reason'] else ''})",
+             f"2. **batch** `{row['batch_key']}` (partition), run `{row['run_id']}`"]
+    steps += [f"3. **{d['name']}** `{d['key']}` (spec {d['spec_hash']})"
+              for d in row["derivatives"] or []]
+    steps += [f"4. **catalog** row of batch `{row['batch_key']}`",
+              f"5. **archive** {archived}"]
+    return "\n".join(steps)
 
 
 def linked_rows(arrivals: pl.DataFrame, content_id: str) -> list[dict[str, str]]:

@@ -57,3 +57,8 @@ CATALOG_INDEX_PREFIX = "catalog/index/"
 
 def catalog_fragment_key(batch_key: str) -> str:
     return f"{CATALOG_FRAGMENTS_PREFIX}{batch_key}.parquet"
+
+
+def contact_sheet_key(batch_key: str, asset_name: str, page: int) -> str:
+    """A page of a batch's contact sheet for one asset (thumbnails, poster)."""
+    return f"contact_sheets/{batch_key}/{asset_name}/page-{page:03d}.webp"

@@ -26,15 +26,19 @@ def run_job(install, name, run_config=None):
         instance=install.instance, resources=install.resources(), run_config=run_config)
 
 
-def test_lookup_job_finds_a_file_by_name_with_its_thumbnail(install):
+def test_lookup_job_finds_a_file_by_name_with_its_thumbnail_and_lineage(install):
     ingest_samples(install)
-    result = run_job(install, "lookup_file",
-                     {"ops": {"find_file": {"config": {"query": "camera_rotated.jpg"}}}})
+    result = run_job(install, "lookup_file")  # the launchpad's prefilled example, unchanged
     [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = event.event_specific_data.metadata
     assert metadata["matches"].value == 1
-    assert metadata["latest"].value["status"] == "ok"
+    latest = metadata["latest"].value
+    assert latest["source_name"] == "camera_rotated.jpg" and latest["status"] == "ok"
     assert "data:image/webp;base64," in metadata["thumbnail"].value
+    lineage = metadata["lineage"].value  # original -> batch/run -> derivatives -> archive
+    assert f"**original** `{latest['original_key']}`" in lineage
+    assert f"**batch** `{latest['batch_key']}`" in lineage and latest["run_id"] in lineage
+    assert "**thumbnail**" in lineage and "**archive** not yet" in lineage
 
 
 def test_lookup_job_shows_a_quarantined_files_reason(install):

@@ -137,7 +137,13 @@ def test_checks_pass_and_the_run_reports_tables_and_a_contact_sheet(mixed_batch)
     assert set(materialized) == {"originals", "image_metadata", "thumbnails", "previews",
                                  "catalog"}
     assert materialized["originals"]["quarantined"].value == 3  # broken.jpg at intake too
-    assert "data:image/webp;base64," in materialized["thumbnails"]["contact_sheet"].value
+    # every file of the batch is on the sheet, the quarantined ones as tiles with a reason
+    sheet = materialized["thumbnails"]["contact_sheet"].value
+    assert sheet.startswith("10 files on 1 pages") and "data:image/webp;base64," in sheet
+    # the quarantined files also have a table of their own, reason first
+    quarantined = materialized["originals"]["quarantined_files"]
+    assert len(quarantined.records) == 3
+    assert [c.name for c in quarantined.schema.columns][:2] == ["source_name", "reason"]
     assert len(materialized["catalog"]["rows"].records) == 10
 
 
