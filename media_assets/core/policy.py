@@ -194,6 +194,9 @@ class Retention(_Section):
     classes: dict[str, RetentionClass] = Field(default_factory=_default_classes)
     folders: dict[str, str] = Field(default_factory=dict)  # inbox sub-folder -> class
     quarantine_purge_after_days: float | None = Field(default=14, ge=0)
+    # A batch partition is retired (removed from Dagster, kept in the store and the archive)
+    # once this old, archived and verified; None = never. Keeps the UI's partitions bounded.
+    retire_partitions_after_days: float | None = Field(default=90, ge=1)
 
     @field_validator("classes", mode="before")
     @classmethod

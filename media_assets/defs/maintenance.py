@@ -33,6 +33,7 @@ from media_assets.core.policy import Policy
 from media_assets.defs.catalog import catalog
 from media_assets.defs.common import table
 from media_assets.defs.jobs import OP_OF_ASSET, REBUILT_BY, process_batch_job
+from media_assets.defs.partitions import BATCH_PARTITIONS, batch_partitions
 from media_assets.defs.queue import queue_tags
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.operations.housekeeping import remove_stale_temp_files
@@ -206,7 +207,13 @@ def stale_derivatives_sensor(context: SensorEvaluationContext, storage: MediaSto
             f"{fragments.get(batch, '').rpartition('/')[2]}", batch, asset_name, False,
             group.height, {"media_assets/rebuild": f"{derivative}@{spec_hash}"}, rules))
     context.log.info(f"{len(requests)} rebuild runs for {stale.height} stale derivatives")
-    return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key or ""))
+    retired = sorted({r.partition_key for r in requests if r.partition_key and not
+                      context.instance.has_dynamic_partition(BATCH_PARTITIONS, r.partition_key)})
+    if retired:  # a retired batch (lifecycle.retire_batch_partitions) comes back to rebuild
+        context.log.info(f"registering {len(retired)} retired batch partitions again")
+    return SensorResult(run_requests=sorted(requests, key=lambda r: r.run_key or ""),
+                        dynamic_partitions_requests=[batch_partitions.build_add_request(retired)]
+                        if retired else [])
 
 
 FULL_SCAN_EVERY = timedelta(hours=1)  # also catches a rebuild that failed and stayed stale
