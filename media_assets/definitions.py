@@ -43,6 +43,7 @@ from media_assets.defs.maintenance import (
     maintenance_sensors,
 )
 from media_assets.defs.operations import operations_jobs
+from media_assets.defs.policy_jobs import policy_jobs
 from media_assets.defs.recovery import rebuild_catalog
 from media_assets.defs.resources import (
     AlertNotifier,
@@ -68,7 +69,7 @@ defs = Definitions(
     asset_checks=[*batch_checks, *av_checks, *archive_checks, *maintenance_checks,
                   arrivals_are_catalogued_in_time],
     jobs=[*LANE_JOBS.values(), *archive_jobs, *lifecycle_jobs, *maintenance_jobs,
-          *operations_jobs, *rollout_jobs, freshness_job, usage_job, rebuild_catalog],
+          *operations_jobs, *rollout_jobs, *policy_jobs, freshness_job, usage_job, rebuild_catalog],
     schedules=[*maintenance_schedules, *archive_schedules, *lifecycle_schedules,
                freshness_schedule, usage_schedule],
     sensors=[inbox_sensor, *maintenance_sensors, *archive_sensors, run_failure_alerts],

@@ -362,6 +362,13 @@ DEFAULT_DERIVATIVES = (DerivativeSpec("thumbnail", 250, "webp", 80),
                        DerivativeSpec("preview", 1440, "jpeg", 80))
 
 
+class Governance(_Section):
+    """Who may change the policy from the dashboard (names are declared, not proven:
+    open-source Dagster has no user identity)."""
+
+    require_second_approver: bool = False  # the approver must not be the proposer
+
+
 class _Sections(_Section):
     """The sections the policy file and the Policy share."""
 
@@ -374,6 +381,7 @@ class _Sections(_Section):
     breaker: BreakerRules = BreakerRules()
     healing: HealingRules = HealingRules()
     costs: Costs = Costs()
+    governance: Governance = Governance()
     freshness_minutes: float = Field(default=10.0, gt=0)
 
     @field_validator("version", mode="before")

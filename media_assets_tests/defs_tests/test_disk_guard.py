@@ -7,6 +7,7 @@ import os
 import polars as pl
 import pytest
 
+from media_assets.core.errors import MachineFault
 from media_assets.core.policy import load_policy
 from media_assets.records.audit import read_audit
 from media_assets.records.manifest import load_manifest
@@ -39,7 +40,7 @@ def test_a_write_that_runs_out_of_space_leaves_no_partial_file(tmp_path, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(MachineFault, match="ENOSPC"):  # the machine's fault: never a file's
         store.put_file("derived/a/b.bin", source)
     leftovers = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert leftovers == [] and not store.exists("derived/a/b.bin")
