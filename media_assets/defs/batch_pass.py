@@ -9,6 +9,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetSpec,
     Failure,
     MaterializeResult,
@@ -130,6 +131,31 @@ def batch_pass(context: AssetExecutionContext, config: RenderConfig, storage: Me
         if derivative.asset in selected:
             yield MaterializeResult(asset_key=derivative.asset, metadata={
                 **_derivative_summary(store, rules, report, derivative), **usage})
+    _nothing_to_do(context, report)
+
+
+def _asset_kinds() -> dict[str, tuple[str, ...]]:
+    """Every per-batch asset that works on files of some kinds, and those kinds."""
+    return {**{stage: (kind,) for stage, kind in METADATA_ASSETS.items()},
+            **{d.asset: d.media_kinds for d in REGISTRY}}
+
+
+def _nothing_to_do(context: AssetExecutionContext, report: PassReport) -> None:
+    """A lane's run materialises only its lane's assets. For every other per-batch asset
+    that has no stored file of its kinds in this batch there is nothing to make: record that
+    as an empty materialisation of the batch's partition, so partition health says complete
+    for it and shows as missing only what really is. A batch that does hold such files
+    (a file in an unexpected lane) is left missing: the truth."""
+    in_run = {k.to_user_string() for k in context.run.asset_selection
+              or context.job_def.asset_layer.selected_asset_keys}
+    stored_kinds = {e.kind for e in report.entries if e.stored}
+    for asset_name, kinds in _asset_kinds().items():
+        if asset_name in in_run or stored_kinds & set(kinds):
+            continue
+        context.log_event(AssetMaterialization(
+            asset_key=asset_name, partition=context.partition_key,
+            description=f"nothing to make: the batch holds no {' or '.join(kinds)} files",
+            metadata={"files": 0, "lane_job": context.job_name}))
 
 
 def _intake_summary(report: PassReport) -> dict[str, Any]:

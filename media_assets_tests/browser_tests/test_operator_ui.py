@@ -9,6 +9,7 @@ Without Chromium the tests skip with the reason, unless MEDIA_ASSETS_REQUIRE_BRO
 .ci/run), where they fail instead.
 """
 
+import json
 import os
 import re
 import shutil
@@ -166,7 +167,9 @@ def test_a_batch_partition_shows_its_contact_sheet(dev, page):
         has=page.get_by_role("cell", name="contact_sheet", exact=True))
     row.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog").filter(has_text="contact_sheet")
-    sheet = dialog.get_by_role("img", name="contact sheet")
+    # every file of the batch, captioned, in pages (alt text: "page 1 of N: files 1–k of n")
+    expect(dialog).to_contain_text(re.compile(r"\d+ files on \d+ pages of up to 48"))
+    sheet = dialog.get_by_role("img", name=re.compile(r"^page 1 of \d+: files 1–\d+ of \d+"))
     assert natural_width(sheet) > 0
     assert sheet.get_attribute("src").startswith("data:image/webp;base64,")
     shot(page, "contact_sheet")
@@ -191,7 +194,7 @@ def launch(page, dev, job: str, config: str, via: str = "url") -> str:
         # The editor is CodeMirror 5 (.CodeMirror is CM5's own class, not a hashed CSS module
         # class). keyboard.type() would be auto-indented line by line (nested indentation
         # doubles); insert_text() pastes the text as one input event.
-        expect(page.get_by_text("Missing required config entry")).to_be_visible()
+        expect(page.locator(".CodeMirror")).to_be_visible()
         page.locator(".CodeMirror").click()
         page.keyboard.press("Control+A")
         page.keyboard.insert_text(config)
@@ -207,7 +210,7 @@ def launch(page, dev, job: str, config: str, via: str = "url") -> str:
 
 
 def open_output_entry(page, run_url: str, entry: str):
-    """Open the find_file STEP_OUTPUT event's `entry` metadata dialog; return that dialog."""
+    """Open the run's STEP_OUTPUT event's `entry` metadata dialog; return that dialog."""
     # ?logs=type:STEP_OUTPUT pre-fills the log filter. The long output row is truncated and
     # its overlay intercepts clicks on the row: open it with "View full message" first.
     page.goto(f"{run_url}?logs=" + urllib.parse.quote("type:STEP_OUTPUT"))
@@ -245,3 +248,24 @@ def test_a_rebuild_launched_from_the_launchpad_succeeds(dev, page):
     expect(page.get_by_text("RUN_SUCCESS").or_(page.get_by_text("STEP_OUTPUT")).first) \
         .to_be_visible()
     shot(page, "rebuild_run")
+
+
+def test_a_policy_change_proposed_and_applied_from_the_launchpad_takes_effect(dev, page):
+    """Propose (the prefilled example patch: sharper thumbnails), then apply as a second
+    person; the active version in the store changes, with who and why."""
+    store = LocalObjectStore(dev.store_root)
+    before = json.loads(store.read_bytes("control/policy/active.json"))
+    config = ("ops:\n  propose_op:\n    config:\n      reason: sharper thumbnails\n"
+              "      proposed_by: ann\n")
+    propose_url = launch(page, dev, "propose_policy_change", config)
+    dialog = open_output_entry(page, propose_url, "diff")
+    expect(dialog).to_contain_text("quality: 85")
+    shot(page, "policy_proposal")
+    [proposal] = [k.rsplit("/", 1)[1].removesuffix(".json")
+                  for k in store.list("control/policy/proposals/")]
+    config = (f"ops:\n  apply_op:\n    config:\n      proposal_id: {proposal}\n"
+              "      approved_by: ben\n")
+    launch(page, dev, "apply_policy_change", config, via="editor")
+    after = json.loads(store.read_bytes("control/policy/active.json"))
+    assert after["digest"] != before["digest"] and after["by"] == "ann (approved by ben)"
+    assert after["why"] == "sharper thumbnails"

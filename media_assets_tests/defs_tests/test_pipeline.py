@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from dagster import AssetKey, AssetRecordsFilter
 from PIL import Image
 
 from media_assets.core.policy import load_policy
@@ -135,7 +136,9 @@ def test_checks_pass_and_the_run_reports_tables_and_a_contact_sheet(mixed_batch)
     materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
                     for e in run.get_asset_materialization_events()}
     assert set(materialized) == {"originals", "image_metadata", "thumbnails", "previews",
-                                 "catalog"}
+                                 "catalog",  # and, empty, the assets of other kinds:
+                                 "video_metadata", "audio_metadata", "poster",
+                                 "web_rendition", "audio_preview", "waveform"}
     assert materialized["originals"]["quarantined"].value == 3  # broken.jpg at intake too
     # every file of the batch is on the sheet, the quarantined ones as tiles with a reason
     sheet = materialized["thumbnails"]["contact_sheet"].value
@@ -227,3 +230,20 @@ def test_a_batch_of_content_ids_reprocesses_files_already_in_the_store(mixed_bat
     assert install.process(manifest["batch_key"]).success
     replayed = install.arrivals().filter(pl.col("batch_key") == manifest["batch_key"])
     assert replayed.select("status", "media_type", "duplicate").row(0) == ("ok", "webp", True)
+
+
+def test_a_batch_shows_complete_for_the_assets_of_kinds_it_does_not_hold(mixed_batch):
+    """Partition health tells the truth: an image batch has nothing for the video and audio
+    assets to make, and says so as an empty materialisation of its partition instead of
+    leaving them grey ("missing") in the lineage view."""
+    install, run = mixed_batch
+    batch = run.dagster_run.tags["dagster/partition"]
+    for asset_name in ("video_metadata", "audio_metadata", "poster", "web_rendition",
+                       "audio_preview", "waveform"):
+        assert batch in install.instance.get_materialized_partitions(AssetKey(asset_name))
+        [record] = install.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset_name), asset_partitions=[batch]),
+            limit=1).records
+        event = record.event_log_entry.asset_materialization
+        assert event.description.startswith("nothing to make: the batch holds no")
+        assert event.metadata["files"].value == 0
