@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypedDict
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from media_assets.codec.pool import Outcome, TaskKey, WorkerPool
@@ -188,7 +188,10 @@ class PolicyResource(ConfigurableResource):
             return Policy()
         if run_id is not None:
             if run_id not in self._pinned:
-                self._pinned[run_id] = policy_for_run(store, run_id, self.path)
+                try:
+                    self._pinned[run_id] = policy_for_run(store, run_id, self.path)
+                except PolicyError as exc:  # no retry mends a file: fail now, heal later
+                    raise Failure(str(exc), allow_retries=False) from exc
             return self._pinned[run_id]
         policy, self._problem = policy_for_ticks(store, self.path)
         return policy

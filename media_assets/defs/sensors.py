@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from dagster import (
+    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -79,15 +80,33 @@ _STATES = {DagsterRunStatus.SUCCESS: SUCCEEDED, DagsterRunStatus.FAILURE: FAILED
 
 
 def run_facts(context: SensorEvaluationContext, batch_key: str) -> list[RunFacts]:
-    """The runs of a batch's partition, as the healer reads them."""
+    """The runs of a batch's partition, as the healer reads them (the newest run's failure
+    message too, so the tick can say why the batch runs again)."""
     records = context.instance.get_run_records(
         RunsFilter(tags={PARTITION_TAG: batch_key}))
+    newest = max(records, key=lambda r: r.create_timestamp, default=None)
     return [RunFacts(
         run_id=r.dagster_run.run_id, state=_STATES.get(r.dagster_run.status, LIVE),
         ended_at=datetime.fromtimestamp(r.end_time, UTC) if r.end_time else None,
         will_retry=r.dagster_run.tags.get("dagster/will_retry") == "true",
-        heal_attempt=int(r.dagster_run.tags.get(HEAL_ATTEMPT_TAG) or 0))
+        heal_attempt=int(r.dagster_run.tags.get(HEAL_ATTEMPT_TAG) or 0),
+        error=_failure_message(context, r.dagster_run.run_id)
+        if r is newest and r.dagster_run.status == DagsterRunStatus.FAILURE else "")
         for r in records]
+
+
+def _failure_message(context: SensorEvaluationContext, run_id: str) -> str:
+    """Why the run failed: its failed step's error (e.g. an invalid policy file, a full
+    disk), else the run's failure message (e.g. run monitoring's finding)."""
+    for record in reversed(context.instance.all_logs(
+            run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})):
+        event = record.dagster_event
+        if event is not None and event.is_step_failure:
+            error = event.step_failure_data.error
+            lines = error.message.strip().splitlines() if error else []
+            return lines[0] if lines else ""
+    failures = context.instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return failures[-1].message if failures else ""
 
 
 @sensor(

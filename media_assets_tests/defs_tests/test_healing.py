@@ -3,8 +3,11 @@ key once its cause has cleared, and asks a person (once) when the re-runs are sp
 
 import time
 
+from dagster import build_sensor_context
+
 from media_assets.definitions import defs
 from media_assets.defs.jobs import job_for_lane
+from media_assets.defs.sensors import run_facts
 from media_assets.operations.healing import HEAL_ATTEMPT_TAG
 from media_assets.records.audit import read_audit
 from media_assets_tests.codec_tests.test_file_pass import photo
@@ -30,6 +33,8 @@ def test_a_batch_whose_run_failed_runs_again_by_itself_with_a_new_run_key(instal
     [first] = install.tick().run_requests
     fail_run(install, first.partition_key)
     time.sleep(0.05)
+    [facts] = run_facts(build_sensor_context(instance=install.instance), first.partition_key)
+    assert "invalid policy" in facts.error  # the tick says why the batch runs again
 
     healed = install.tick()
 
