@@ -93,7 +93,7 @@ def propose(store: Any, current: bytes, full_yaml: str, patch: str, *, proposed_
                                   "already")
     keep_bytes(store, data)
     diff = "".join(difflib.unified_diff(
-        current.decode().splitlines(keepends=True), data.decode().splitlines(keepends=True),
+        _normalised(current), _normalised(data), n=2,
         fromfile=f"active {policy_digest(current)}", tofile=f"proposed {policy_digest(data)}"))
     proposal = Proposal(f"{now.strftime('%Y%m%dT%H%M%SZ')}-{policy_digest(data)}",
                         policy_digest(current), policy_digest(data), proposed_by.strip(),
@@ -101,6 +101,13 @@ def propose(store: Any, current: bytes, full_yaml: str, patch: str, *, proposed_
     store.put_bytes(f"{PROPOSALS_PREFIX}{proposal.proposal_id}.json",
                     json.dumps(asdict(proposal)).encode())
     return proposal
+
+
+def _normalised(data: bytes) -> list[str]:
+    """The policy's keys and values as YAML, without comments or layout: the diff shows
+    what changes, not how the file was written."""
+    return yaml.safe_dump(yaml.safe_load(data) or {}, sort_keys=False,
+                          default_flow_style=False).splitlines(keepends=True)
 
 
 def load_proposal(store: Any, proposal_id: str) -> Proposal:
