@@ -1,5 +1,3 @@
-import sys
+from media_assets.cli import exit_now, main
 
-from media_assets.cli import main
-
-sys.exit(main())
+exit_now(main())

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from media_assets.cli import exit_now
 from media_assets.records.archive import day_folders, verify_day
 
 
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())  # the status decided above, whatever the teardown of pyarrow would do

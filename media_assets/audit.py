@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from media_assets.cli import open_store
+from media_assets.cli import exit_now, open_store
 from media_assets.records.archive import audit_anchors
 from media_assets.records.audit import verify_chain
 
@@ -44,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())  # the status decided above, whatever the teardown of pyarrow would do

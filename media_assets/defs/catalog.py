@@ -4,6 +4,7 @@ re-materialised, so nothing is double-counted), read together with the compacted
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ def catalog(
     batch_key = context.partition_key
     manifest = require_intake(store, batch_key)
     now = datetime.now(UTC)
-    previous = _previous_derivatives(store, batch_key)
+    previous = previous_rows(store, batch_key)
     code_versions = json.dumps(asset_code_versions(), sort_keys=True)
     rows = build_rows(store, manifest, rules, previous, now=now, run_id=context.run.run_id,
                       code_versions=code_versions)
@@ -99,19 +100,33 @@ def asset_code_versions() -> dict[str, str]:
     return versions
 
 
-def _previous_derivatives(store: Any, batch_key: str) -> dict[str, list[dict[str, Any]]]:
-    """Derivatives recorded by this batch's last fragment (kept if still in the store)."""
-    frame = read_batch_fragment(store, batch_key, ["content_id", "derivatives"])
+@dataclass(frozen=True)
+class Previous:
+    """What this batch's last fragment recorded, per content: its derivatives (kept if still
+    in the store) and when it was first catalogued (kept through every rewrite)."""
+
+    derivatives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    first_cataloged: dict[str, datetime] = field(default_factory=dict)
+
+
+def previous_rows(store: Any, batch_key: str) -> Previous:
+    frame = read_batch_fragment(store, batch_key)
     if frame is None:
-        return {}
-    return {row["content_id"]: row["derivatives"] or [] for row in frame.iter_rows(named=True)}
+        return Previous()
+    first = "first_cataloged_at" if "first_cataloged_at" in frame.columns else "cataloged_at"
+    return Previous(
+        {row["content_id"]: row["derivatives"] or [] for row in frame.iter_rows(named=True)},
+        {row["content_id"]: row[first] or row["cataloged_at"]
+         for row in frame.iter_rows(named=True)})
 
 
-def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
-               previous: dict[str, list[dict[str, Any]]], *, now: datetime, run_id: str,
-               code_versions: str) -> list[dict[str, Any]]:
+def build_rows(store: Any, manifest: dict[str, Any], rules: Policy, previous: Previous, *,
+               now: datetime, run_id: str, code_versions: str) -> list[dict[str, Any]]:
     """One arrival row per file of the batch, from the manifest and what the store holds."""
     batch_key = manifest["batch_key"]
+    # when the files were taken in (their batch opened): the first catalogued time of a
+    # content new here, recoverable from the manifest even if the catalog is lost
+    taken = _parse_time(manifest.get("created_at")) or now
     quarantined = quarantine_records(store, batch_key)
     steps = {name: load_step_results(store, batch_key, name).get("ms", {}) for name in STEPS}
     plans = load_step_results(store, batch_key, "web_rendition_plans")
@@ -132,6 +147,7 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
             "lane": manifest.get("lane"),
             "arrived_at": _parse_time(entry.get("arrived_at")),
             "cataloged_at": now,
+            "first_cataloged_at": min(previous.first_cataloged.get(cid, taken), taken),
             "status": status,
             "duplicate": bool(entry.get("duplicate")),
             "reason": (record or {}).get("reason") or entry.get("reason"),
@@ -156,7 +172,8 @@ def build_rows(store: Any, manifest: dict[str, Any], rules: Policy,
             "rights": meta.get("copyright") or (meta.get("tags") or {}).get("copyright"),
             "retention": rules.retention.class_of(entry["source_name"]),
             "metadata_json": json.dumps(meta, sort_keys=True) if meta else None,
-            "derivatives": _derivatives(store, entry, kind, rules, previous.get(cid, []),
+            "derivatives": _derivatives(store, entry, kind, rules,
+                                        previous.derivatives.get(cid, []),
                                         plans.get(cid, {}))
             if status == "ok" else [],
             "intake_ms": entry.get("intake_ms"),

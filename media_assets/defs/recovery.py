@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from dagster import Config, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
-from media_assets.defs.catalog import asset_code_versions, build_rows
+from media_assets.defs.catalog import asset_code_versions, build_rows, previous_rows
 from media_assets.defs.partitions import BATCH_PARTITIONS
 from media_assets.defs.resources import MediaStorage, PolicyResource
 from media_assets.records.catalog import fragment_bytes, fragment_key, latest_fragments
@@ -52,8 +52,8 @@ def rebuild_catalog_op(context: OpExecutionContext, config: RebuildCatalogConfig
         versions = json.dumps(asset_code_versions(), sort_keys=True)
         for manifest in todo:
             now = datetime.now(UTC)
-            rows = build_rows(store, manifest, rules, {}, now=now, run_id=context.run.run_id,
-                              code_versions=versions)
+            rows = build_rows(store, manifest, rules, previous_rows(store, manifest["batch_key"]),
+                              now=now, run_id=context.run.run_id, code_versions=versions)
             store.put_bytes(fragment_key(manifest["batch_key"], now, context.run.run_id),
                             fragment_bytes(rows))
             rows_written += len(rows)

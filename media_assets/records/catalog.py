@@ -22,7 +22,8 @@ from media_assets.records.layout import (
 from media_assets.records.links import with_links
 from media_assets.records.retention import read_lifecycle, with_lifecycle
 
-SCHEMA_VERSION = "2"  # 2: video/audio columns and links (nullable: v1 rows still read)
+# 2: video/audio columns and links; 3: first_cataloged_at (each nullable: older rows read)
+SCHEMA_VERSION = "3"
 
 DERIVATIVE_TYPE = pa.struct([
     ("name", pa.string()), ("key", pa.string()), ("spec_hash", pa.string()),
@@ -36,6 +37,8 @@ ARRIVAL_SCHEMA = pa.schema([
     pa.field("lane", pa.string()),
     pa.field("arrived_at", pa.timestamp("us", tz="UTC")),
     pa.field("cataloged_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    # when the content was first catalogued, kept through rebuilds: what retention ages from
+    pa.field("first_cataloged_at", pa.timestamp("us", tz="UTC")),
     pa.field("status", pa.string(), nullable=False),  # ok | quarantined
     pa.field("duplicate", pa.bool_()),
     pa.field("reason", pa.string()),

@@ -11,6 +11,7 @@ from media_assets.records.catalog import ARRIVAL_SCHEMA, SCHEMA_VERSION
 # Columns each version added; version 1 is the current schema without all later additions.
 ADDED_IN = {
     "2": ("duration_seconds", "video_codec", "audio_codec", "live_photo_id", "name_stem"),
+    "3": ("first_cataloged_at",),
 }
 
 

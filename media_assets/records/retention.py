@@ -42,13 +42,16 @@ def plan_retention(arrivals: pl.DataFrame, quarantine_records: list[dict[str, An
                    retention: Retention, now: datetime,
                    tier_of: Callable[[str], str | None]) -> list[RetentionAction]:
     """What is due at `now`. A content is dated by when it was first catalogued (not by the
-    file's mtime, which a copy may carry from years ago), and when it arrived
+    file's mtime, which a copy may carry from years ago; and not by a rebuild, canary or
+    rollback, which rewrite its rows but keep `first_cataloged_at`), and when it arrived
     under several classes (the same bytes in two folders) the most protective one holds."""
     actions: list[RetentionAction] = []
     ok = arrivals.filter((pl.col("status") == "ok") & pl.col("original_key").is_not_null()) \
         if arrivals.height else arrivals
     contents = ok.group_by("content_id").agg(
-        pl.col("original_key").first(), pl.col("cataloged_at").min().alias("arrived_at"),
+        pl.col("original_key").first(),
+        pl.coalesce(*(["first_cataloged_at"] if "first_cataloged_at" in ok.columns else []),
+                    "cataloged_at").min().alias("arrived_at"),
         pl.col("source_name"), pl.col("retention")).sort("content_id") if ok.height else ok
     for row in contents.iter_rows(named=True):
         names = [r if r in retention.classes else retention.class_of(n)

@@ -77,7 +77,8 @@ def test_ephemeral_originals_are_purged_and_standard_ones_go_cold_later(two_fold
         assert install.store.tier(key) == "cold" and install.store.read_bytes(key)
     audit = read_audit(install.store)
     assert audit.group_by("action").len().sort("action").rows() == [
-        ("move", 7), ("purge", 6), ("purge_quarantine", 4), ("quarantine", 6)]
+        ("move", 7), ("policy_change", 1),  # the policy file seeding its first version
+        ("purge", 6), ("purge_quarantine", 4), ("quarantine", 6)]
     assert set(audit.filter(pl.col("action") == "move")["actor"]) == {"retention"}
 
 
@@ -137,3 +138,20 @@ def test_a_purged_batch_asks_for_no_rebuild_after_a_spec_change(two_folders):
     assert install.process(request.partition_key, ["thumbnails", "catalog"]).success
     after = stale_derivatives_sensor(context)  # purged files are not stale: nothing loops
     assert "every derivative matches" in after.skip_message
+
+
+def test_a_rebuild_keeps_the_first_catalogued_time_that_retention_ages_from(two_folders):
+    """Every rebuild, canary or rollback rewrites a batch's rows (cataloged_at = now); the
+    age retention judges stays the first catalogued time, so nothing is postponed."""
+    install, run = two_folders
+    first = rows(install, "keep/").select(
+        "content_id", "cataloged_at", "first_cataloged_at").unique("content_id")
+    assert (first["first_cataloged_at"] <= first["cataloged_at"]).all()  # taken in, then
+    batch = run.dagster_run.tags["dagster/partition"]
+    assert install.process(batch, selection=["catalog"]).success  # the rows rewritten
+    again = rows(install, "keep/").select("content_id", "cataloged_at", "first_cataloged_at")
+    both = first.join(again, on="content_id", suffix="_again")
+    assert both.height == first.height
+    assert (both["cataloged_at_again"] > both["cataloged_at"]).all()
+    assert (both["first_cataloged_at_again"] == both["first_cataloged_at"]).all()
+    assert retention(install, days=31, dry_run=True).get("move", 0) > 0  # due as before
