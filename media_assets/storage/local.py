@@ -31,11 +31,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _default_file_mode() -> int:
+    """What `open()` would give a new file here (0644 under the usual umask 022): every
+    object gets it, whichever way it was written (mkstemp alone would give 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _default_file_mode()
+
+
 def atomic_write_bytes(target: Path, data: bytes) -> None:
     """Write `data` to `target` so readers see either the old file or the whole new one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -103,6 +115,7 @@ class LocalObjectStore:
     def _staged_copy(self, source: Path, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}")
+        os.fchmod(fd, FILE_MODE)
         os.close(fd)
         try:
             shutil.copyfile(source, tmp)
@@ -137,6 +150,8 @@ class LocalObjectStore:
         staged = self.staging_dir() in source.parents  # already durable on this filesystem
         with classify_os_errors():
             tmp = source if staged else self._staged_copy(source, target)
+            if staged:
+                os.chmod(tmp, FILE_MODE)  # staged by mkstemp (0600)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(tmp, target)  # fails if another writer got there first
