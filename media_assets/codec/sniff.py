@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import filetype
 from PIL import Image
 
+from media_assets.codec.containers import ebml, mpeg_audio
+
 # filetype's extension -> our short type name, by media kind.
 _IMAGE = {
     "jpg": "jpeg", "png": "png", "apng": "png", "webp": "webp", "gif": "gif", "tif": "tiff",
@@ -61,7 +63,67 @@ def sniff(header: bytes) -> Sniffed:
         return Sniffed("audio", _AUDIO[ext])
     if header[4:8] == b"ftyp" and header[8:12] in _HEIF_BRANDS:
         return Sniffed("image", "heif")
-    return Sniffed("other", ext)
+    return _beyond_filetype(header) or Sniffed("other", ext)
+
+
+# What `filetype` misses, each seen in real uploads (issue: real-world media fidelity).
+_BIGTIFF = (b"II+\x00", b"MM\x00+")  # TIFF version 43: 64-bit offsets
+_QUICKTIME_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"ftyp"}
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+_EBML_DOCTYPES = {b"webm": "webm", b"matroska": "mkv"}
+
+
+def _beyond_filetype(header: bytes) -> Sniffed | None:
+    if header[:4] in _BIGTIFF:
+        return Sniffed("image", "tiff")
+    if header[:4] == _EBML_MAGIC:
+        doctype = _ebml_doctype(header)
+        return Sniffed("video", doctype) if doctype else None
+    if _quicktime_atoms(header):
+        return Sniffed("video", "mov")
+    if mpeg_audio.first_frame(header) is not None:  # MP3 behind padding or junk
+        return Sniffed("audio", "mp3")
+    return None
+
+
+def _ebml_doctype(header: bytes) -> str | None:
+    """The DocType inside the EBML header, whatever width its sizes are written in (an
+    8-byte size is legal and some muxers write one)."""
+    size = ebml.read_vint(header, 4)
+    if size is None:
+        return None
+    start = 4 + size.length
+    at = start
+    while at < min(len(header), start + size.value):
+        element_id = ebml.read_vint(header, at)
+        if element_id is None:
+            return None
+        length = ebml.read_vint(header, at + element_id.length)
+        if length is None:
+            return None
+        body = at + element_id.length + length.length
+        if element_id.raw == 0x4282:  # DocType
+            return _EBML_DOCTYPES.get(bytes(header[body:body + length.value]))
+        at = body + length.value
+    return None
+
+
+def _quicktime_atoms(header: bytes) -> bool:
+    """A QuickTime movie may begin with any top-level atom (`wide`, `mdat`, `free`, `moov`
+    before any `ftyp`): walk the atoms the header holds until a moov or mdat shows."""
+    at = 0
+    while at + 8 <= len(header):
+        size, kind = int.from_bytes(header[at:at + 4], "big"), header[at + 4:at + 8]
+        if kind not in _QUICKTIME_ATOMS:
+            return False
+        if kind in (b"moov", b"mdat"):  # a movie's own atoms
+            return True
+        if size == 1 and at + 16 <= len(header):  # a 64-bit size follows the type
+            size = int.from_bytes(header[at + 8:at + 16], "big")
+        if size < 8:
+            return False
+        at += size
+    return False
 
 
 # Formats whose header Pillow parses in Python. This runs in the sensor (the daemon), not in

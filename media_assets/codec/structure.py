@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from media_assets.codec.containers import ebml, flac, isobmff
+from media_assets.codec.containers import ebml, flac, isobmff, mpeg_audio
 from media_assets.core.errors import Rejected
 
 _ISO_BMFF = {"mp4", "mov", "m4a", "heic", "heif", "avif"}
@@ -183,33 +183,6 @@ def _check_ebml_size(data, element: ebml.Element) -> None:
 # Frame-based audio: MP3, ADTS AAC; Ogg pages; FLAC
 
 
-_MP3_BITRATES = {
-    (1, 1): [0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448],
-    (1, 2): [0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384],
-    (1, 3): [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],
-    (2, 1): [0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256],
-    (2, 2): [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],
-}
-_MP3_RATES = {3: [44100, 48000, 32000], 2: [22050, 24000, 16000], 0: [11025, 12000, 8000]}
-
-
-def _mp3_frame_length(header: int) -> int | None:
-    if header >> 21 != 0x7FF:
-        return None
-    version_bits, layer_bits = (header >> 19) & 3, (header >> 17) & 3
-    bitrate_index, rate_index = (header >> 12) & 15, (header >> 10) & 3
-    if version_bits == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
-        return None
-    version, layer = (1 if version_bits == 3 else 2), 4 - layer_bits
-    bitrate = _MP3_BITRATES[(version, layer if version == 1 else min(layer, 2))][bitrate_index]
-    rate = _MP3_RATES[version_bits][rate_index]
-    padding = (header >> 9) & 1
-    if layer == 1:
-        return (12 * bitrate * 1000 // rate + padding) * 4
-    per_frame = 144 if version == 1 or layer != 3 else 72
-    return per_frame * bitrate * 1000 // rate + padding
-
-
 def _skip_id3(data) -> int:
     end = flac.id3v2_length(bytes(data[:10]))
     if end > len(data):
@@ -223,7 +196,7 @@ def _check_mp3(data, *, max_file_bytes: int, max_frames: int, max_metadata_bytes
     while at + 4 <= len(data):
         if bytes(data[at:at + 3]) == b"TAG" and at + 128 == len(data):
             return  # ID3v1 at the very end
-        length = _mp3_frame_length(struct.unpack_from(">I", data, at)[0])
+        length = mpeg_audio.frame_length(struct.unpack_from(">I", data, at)[0])
         if length is None:
             return  # not a frame here: tags or junk the decoder will resync over
         if at + length > len(data):

@@ -117,8 +117,6 @@ def erase_content():
     erase_op()
 
 
-
-
 class RetireConfig(Config):
     dry_run: bool = Field(default=False, description="Only say which batches would retire.")
     as_of: str = Field(default="", description="Judge ages as of this ISO date (default today).")
