@@ -170,6 +170,16 @@ def _orientation(exif: Image.Exif) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+def _stored_size(im: Image.Image, orientation: int) -> tuple[int, int]:
+    """The pixels' size as stored. Pillow's TIFF plugin reports a 5–8 oriented TIFF's size
+    already turned upright (and turns its pixels on load, dropping the tag); every other
+    format reports the stored size and leaves the turning to us."""
+    width, height = im.size
+    if im.format == "TIFF" and orientation >= 5:
+        return height, width
+    return width, height
+
+
 def _frames(im: Image.Image) -> int:
     if (im.format or "").upper() == "MPO":
         return 1  # multi-picture JPEG: the first picture is the photo, the rest are extras
@@ -286,7 +296,7 @@ def extract_metadata(path: Path, max_pixels: int) -> dict[str, Any]:
         except _DECODE_ERRORS:
             exif_ifd, gps_ifd = {}, {}
         orientation = _orientation(exif)
-        width, height = im.size
+        width, height = _stored_size(im, orientation)
         swapped = orientation >= 5
         frames = _frames(im)
         base, sub = ExifTags.Base, exif_ifd
@@ -428,6 +438,9 @@ def decode_for_derivatives(path: Path, draft_edge: int, max_pixels: int) -> Imag
                     box = (max(1, width // scale), max(1, height // scale))
                     reduced = im.draft(im.mode, box) is not None
                 im.load()
+                # what is left to turn: Pillow's TIFF plugin turns the pixels itself on
+                # load and drops the tag (turning again would put them sideways)
+                orientation = _orientation(_header_exif(im))
                 frame: Image.Image = _to_8bit(im)
             except (*_DECODE_ERRORS, ImageCms.PyCMSError) as exc:
                 raise _rejected_from(exc) from exc
