@@ -35,6 +35,31 @@ def _frame(index: int, count: int, size: tuple[int, int]) -> np.ndarray:
     return pixels
 
 
+def _yuv_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """RGB to 4:2:0 YUV (BT.601) in numpy, written into the frame's planes. FFmpeg's
+    swscale conversion depends on the buffer's alignment (its SIMD paths), which made the
+    samples' bytes differ from run to run; this does not. `yuvj420p` is full range."""
+    height, width = rgb.shape[:2]
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    if pix_fmt != "yuvj420p":  # limited range
+        y, u, v = 16 + y * 219 / 255, 128 + (u - 128) * 224 / 255, 128 + (v - 128) * 224 / 255
+    even = (height + height % 2, width + width % 2)
+
+    def half(plane: np.ndarray) -> np.ndarray:
+        padded = np.pad(plane, ((0, even[0] - height), (0, even[1] - width)), mode="edge")
+        return padded.reshape(even[0] // 2, 2, even[1] // 2, 2).mean(axis=(1, 3))
+
+    frame = av.VideoFrame(width, height, pix_fmt)
+    for plane, values in zip(frame.planes, (y, half(u), half(v)), strict=True):
+        rows = np.zeros((plane.height, plane.line_size), dtype=np.uint8)
+        rows[:, :values.shape[1]] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        plane.update(rows.tobytes())
+    return frame
+
+
 def _tone(start: int, samples: int, rate: int, channels: int, hz: float = 440.0) -> np.ndarray:
     t = (np.arange(samples) + start) / rate
     wave = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
@@ -66,6 +91,9 @@ def _convert(frame: av.AudioFrame, fmt: str, layout: str, rate: int) -> av.Audio
 # Muxers write no random ids (Matroska's segment UID, Ogg's stream serial) and no dates or
 # library versions: the same sample comes out byte for byte the same every time.
 BITEXACT = {"fflags": "+bitexact"}
+# ...and encoders leave out their version strings and take no timing-dependent choices (the
+# AAC encoder's output varied from run to run without it, under load)
+CODEC_BITEXACT = {"flags": "+bitexact"}
 
 
 def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps: int = 10,
@@ -80,7 +108,10 @@ def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps
     options = {**BITEXACT, **({"movflags": "+".join(flags)} if flags else {})}
     with av.open(str(path), "w", format=format, options=options) as out:
         out.metadata.update(tags or {})
-        video = out.add_stream(codec, rate=fps, options={"g": str(gop)} if gop else {})
+        # one encoder thread: threaded encoders may order their work by timing, and the
+        # samples must be the same bytes every time (make dev drops them once per store)
+        video = out.add_stream(codec, rate=fps, options={
+            "threads": "1", **CODEC_BITEXACT, **({"g": str(gop)} if gop else {})})
         assert isinstance(video, av.VideoStream)  # a video codec's stream
         video.width, video.height = size
         video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
@@ -89,11 +120,12 @@ def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps
         sound = None
         if audio:
             rate = 48_000
-            sound = out.add_stream(audio_codec, rate=rate, layout=audio)
+            sound = out.add_stream(audio_codec, rate=rate, layout=audio,
+                                   options=CODEC_BITEXACT)
             assert isinstance(sound, av.AudioStream)
         count = max(1, int(seconds * fps))
         for index in range(count):
-            frame = av.VideoFrame.from_ndarray(_frame(index, count, size), format="rgb24")
+            frame = _yuv_frame(_frame(index, count, size), video.pix_fmt)
             frame.pts, frame.time_base = index, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode())
@@ -108,7 +140,7 @@ def write_audio(path: Path, codec: str, *, layout: str = "stereo", rate: int = 4
     """A synthetic tone; `cover` embeds an attached picture (MP3 / M4A cover art)."""
     with av.open(str(path), "w", format=format, options=BITEXACT) as out:
         out.metadata.update(tags or {})
-        stream = out.add_stream(codec, rate=rate, layout=layout)
+        stream = out.add_stream(codec, rate=rate, layout=layout, options=CODEC_BITEXACT)
         assert isinstance(stream, av.AudioStream)  # an audio codec's stream
         if cover is not None:
             _attach_cover(out, cover)
