@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 ARRIVED = time.time() - 120  # every installation's inbox files carry this mtime
 PHOTOS = 96  # enough work (a few seconds) that polling the store finds the run part-way
 # Columns that name or time the run that wrote a row, not what the batch holds.
-VOLATILE = ("batch_key", "run_id", "cataloged_at", "intake_ms", "metadata_ms", "derivatives_ms")
+VOLATILE = ("batch_key", "run_id", "cataloged_at", "first_cataloged_at", "intake_ms",
+            "metadata_ms", "derivatives_ms")
 
 
 def jpeg_with_comment(base: bytes, comment: bytes) -> bytes:
