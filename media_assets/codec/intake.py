@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers import expat
 
+import filetype
+
 from media_assets.codec.av_probe import validate_av
 from media_assets.codec.images import probe_image
 from media_assets.codec.sniff import Sniffed, sniff
@@ -131,6 +133,13 @@ def _check_xml(path: Path, size: int, max_bytes: int) -> None:
         raise Rejected(reason, f"not well-formed XML: {exc}") from exc
 
 
+def _media_kind_of(file_type: str | None) -> str | None:
+    """'image', 'video' or 'audio' when the magic-byte library knows `file_type` as one."""
+    known = filetype.get_type(ext=file_type) if file_type else None
+    kind = known.mime.split("/")[0] if known else None
+    return kind if kind in ("image", "video", "audio") else None
+
+
 def _validate(path: Path, size: int, sniffed: Sniffed,
               limits: Limits) -> tuple[str, int | None, int | None, float | None]:
     """(kind, width, height, duration) of an acceptable file, else `Rejected`."""
@@ -139,10 +148,17 @@ def _validate(path: Path, size: int, sniffed: Sniffed,
     if size > limits.max_file_bytes:
         raise Rejected("too_large", f"{size} bytes > limit {limits.max_file_bytes}")
     if sniffed.kind not in ("image", "video", "audio", "sidecar"):
+        media = _media_kind_of(sniffed.type)
+        if media:  # a real image, video or audio format, just not one we process
+            raise Rejected("unsupported_type", f"recognised as {str(sniffed.type).upper()} "
+                                               f"{media}; "
+                                               "not among the formats this pipeline processes")
         found = sniffed.type or "unknown content"
         raise Rejected("unsupported_type", f"{found} is not an image, video or audio file")
     if sniffed.type not in limits.allowed_types:
-        raise Rejected("unsupported_type", f"{sniffed.type} is not allowed by the policy")
+        raise Rejected("unsupported_type", f"recognised as {str(sniffed.type).upper()} "
+                                           f"{sniffed.kind}; not among the policy's allowed "
+                                           "formats (limits.allowed_types)")
     if sniffed.kind == "sidecar":
         _check_xml(path, size, limits.max_sidecar_bytes)
         return "sidecar", None, None, None

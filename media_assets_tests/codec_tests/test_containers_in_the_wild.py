@@ -67,3 +67,24 @@ def test_an_mp3_behind_padding_or_junk_is_audio(tmp_path, junk):
     assert sniff(junk + data).type == "mp3"
     result = through_the_chain(tmp_path, "tone.mp3", junk + data)
     assert result.failure is None and result.kind == "audio"
+
+
+def test_a_rejected_format_is_named_for_what_it_is(tmp_path):
+    """Valid media outside the formats processed: the reason says what it was recognised as,
+    not that it is no media at all; a format the policy leaves out says so."""
+    flv = write_video(tmp_path / "clip.flv", codec="flv", format="flv", audio=None)
+    result = through_the_chain(tmp_path, "clip.flv", flv.read_bytes())
+    assert (result.failure.reason, result.failure.detail) == (
+        "unsupported_type", "recognised as FLV video; not among the formats this pipeline "
+                            "processes")
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(gif, "GIF")
+    inbox, staging = tmp_path / "inbox", tmp_path / "staging"
+    (inbox / "a.gif").write_bytes(gif.getvalue())
+    no_gif = Policy().model_copy(update={"limits": Policy().limits.model_copy(
+        update={"allowed_types": ("jpeg", "png")})})
+    result = process_file(FileJob(source=str(inbox / "a.gif"), staging_dir=str(staging),
+                                  policy=no_gif, intake=True, inbox_root=str(inbox),
+                                  metadata_kinds=frozenset({"image"})), str(tmp_path / "o2"))
+    assert result.failure.detail == ("recognised as GIF image; not among the policy's allowed "
+                                     "formats (limits.allowed_types)")
