@@ -134,6 +134,9 @@ _SENSOR_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP")
 
 def declared_pixels(header: bytes) -> int | None:
     """Width x height from an image header alone, when the header holds it (no decode)."""
+    own = _webp_pixels(header) or _ispe_pixels(header)
+    if own is not None:
+        return own
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -145,3 +148,39 @@ def declared_pixels(header: bytes) -> int | None:
         return int(found.group(1)) if found else None
     except Exception:  # noqa: BLE001 - a header we cannot parse simply declares nothing
         return None
+
+
+def _webp_pixels(header: bytes) -> int | None:
+    """A WebP's canvas from its first chunk (VP8X, VP8L or VP8), read in Python: Pillow's
+    WebP header parser is C, and this runs in the sensor."""
+    if header[:4] != b"RIFF" or header[8:12] != b"WEBP" or len(header) < 30:
+        return None
+    chunk = header[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(header[24:27], "little") + 1
+        height = int.from_bytes(header[27:30], "little") + 1
+        return width * height
+    if chunk == b"VP8L" and header[20] == 0x2F:
+        bits = int.from_bytes(header[21:25], "little")
+        return ((bits & 0x3FFF) + 1) * (((bits >> 14) & 0x3FFF) + 1)
+    if chunk == b"VP8 " and header[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(header[26:28], "little") & 0x3FFF
+        height = int.from_bytes(header[28:30], "little") & 0x3FFF
+        return width * height
+    return None
+
+
+def _ispe_pixels(header: bytes) -> int | None:
+    """A HEIF or AVIF image's size from its `ispe` properties (the largest: a grid's tiles
+    are smaller than the image they make), read in Python from the header bytes."""
+    if header[4:8] != b"ftyp":
+        return None
+    largest, at = None, header.find(b"ispe")
+    while at >= 4:
+        box_size = int.from_bytes(header[at - 4:at], "big")
+        if box_size == 20 and at + 16 <= len(header):  # size, type, version+flags, w, h
+            width = int.from_bytes(header[at + 8:at + 12], "big")
+            height = int.from_bytes(header[at + 12:at + 16], "big")
+            largest = max(largest or 0, width * height)
+        at = header.find(b"ispe", at + 4)
+    return largest

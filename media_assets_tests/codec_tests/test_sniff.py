@@ -42,3 +42,37 @@ def test_video_audio_and_unknown_content():
     assert sniff(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64).kind == "audio"
     assert sniff(b"just some notes\n").kind == "other"
     assert sniff(b"").type is None
+
+
+def test_every_accepted_image_format_declares_its_pixels_from_the_header():
+    """The sensor's header probe reads the declared size of WebP (VP8, VP8L, VP8X) and HEIF /
+    AVIF (`ispe`) in Python, like JPEG, PNG, GIF, TIFF and BMP, so a huge image of any
+    format goes to the heavy lane."""
+    from media_assets.codec.sniff import declared_pixels
+
+    cases = [("WEBP", "RGB", {}), ("WEBP", "RGB", {"lossless": True}),
+             ("WEBP", "RGBA", {}), ("AVIF", "RGB", {}), ("HEIF", "RGB", {}),
+             ("JPEG", "RGB", {}), ("PNG", "RGB", {}), ("GIF", "P", {}), ("TIFF", "RGB", {}),
+             ("BMP", "RGB", {})]
+    for fmt, mode, params in cases:
+        data = _encoded_at(fmt, mode, (640, 480), **params)
+        declared = declared_pixels(data[:65536])
+        assert declared is not None and abs(declared - 640 * 480) <= 640 * 8, (fmt, declared)
+
+
+def _encoded_at(fmt: str, mode: str, size: tuple[int, int], **params) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def test_a_144_megapixel_webp_goes_to_the_heavy_lane():
+    from media_assets.core.policy import Batching
+    from media_assets.operations.batching import classify_lane
+
+    small = bytearray(_encoded_at("WEBP", "RGBA", (64, 48)))  # alpha: a VP8X header
+    assert small[12:16] == b"VP8X"
+    small[24:27] = (12000 - 1).to_bytes(3, "little")  # the canvas a 144 MP photo declares
+    small[27:30] = (12000 - 1).to_bytes(3, "little")
+    lane = classify_lane(bytes(small), len(small), Batching())
+    assert lane.lane == "heavy" and "144000000" in lane.why
