@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,6 +13,7 @@ from media_assets.codec.resample import FollowingResampler
 from media_assets.core.errors import Rejected
 
 PREVIEW_RATE = 48_000
+PREVIEW_TIME_BASE = Fraction(1, PREVIEW_RATE)
 
 
 def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
@@ -35,7 +37,11 @@ def render_audio_preview(path: Path, out_path: Path, seconds: float = 30.0,
                         take = min(chunk.samples, limit - written)
                         if take < chunk.samples:
                             chunk = _head(chunk, take)
-                        chunk.pts = written
+                        # counted in samples at the preview rate: a frame the resampler
+                        # passed through unchanged still carries its source's time base
+                        # (an MP3's 1/14112000, Matroska's 1/1000), which the muxer refuses
+                        # or turns into a preview minutes long
+                        chunk.pts, chunk.time_base = written, PREVIEW_TIME_BASE
                         written += take
                         out.mux(stream.encode(chunk))
                     if written >= limit:
