@@ -31,6 +31,7 @@ from typing import Any
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from media_assets.codec.apple import apple_content_identifier
+from media_assets.codec.structure import exif_anomaly
 from media_assets.core.errors import Rejected, TransientError
 from media_assets.core.policy import DerivativeSpec
 
@@ -180,6 +181,12 @@ def _stored_size(im: Image.Image, orientation: int) -> tuple[int, int]:
     return width, height
 
 
+def _metadata_warnings(im: Image.Image) -> list[str]:
+    raw = im.info.get("exif")
+    anomaly = exif_anomaly(raw) if isinstance(raw, bytes) else None
+    return [anomaly.text] if anomaly else []
+
+
 def _frames(im: Image.Image) -> int:
     if (im.format or "").upper() == "MPO":
         return 1  # multi-picture JPEG: the first picture is the photo, the rest are extras
@@ -313,6 +320,8 @@ def extract_metadata(path: Path, max_pixels: int) -> dict[str, Any]:
             "animated": bool(getattr(im, "is_animated", False)) and frames > 1,
             "icc_profile": _icc_description(im.info.get("icc_profile")),
             "orientation": orientation,
+            # odd but harmless metadata (a looping EXIF directory chain): kept, and said
+            "metadata_warnings": _metadata_warnings(im),
             "camera_make": _clean_str(exif.get(base.Make)),
             "camera_model": _clean_str(exif.get(base.Model)),
             "lens_model": _clean_str(sub.get(base.LensModel)),

@@ -16,6 +16,7 @@ import struct
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from media_assets.codec.containers import ebml, flac, isobmff, mpeg_audio
@@ -349,7 +350,7 @@ def _check_png(data, *, max_file_bytes: int, max_frames: int, max_metadata_bytes
                 raise Rejected("hostile_metadata", f"metadata chunks exceed "
                                                    f"{max_metadata_bytes:,} bytes")
             if kind == b"eXIf":
-                problem = exif_problem(bytes(data[at + 8:at + 8 + length]))
+                problem = hostile_exif(bytes(data[at + 8:at + 8 + length]))
                 if problem:
                     raise Rejected("hostile_metadata", problem)
         if kind == b"acTL" and length >= 8:
@@ -386,7 +387,7 @@ def _check_jpeg(data, *, max_file_bytes: int, max_frames: int, max_metadata_byte
                 raise Rejected("hostile_metadata", f"metadata segments (EXIF, ICC, XMP, ...) "
                                                    f"exceed {max_metadata_bytes:,} bytes")
             if marker == 0xE1 and bytes(data[at + 4:at + 10]) == b"Exif\x00\x00":
-                problem = exif_problem(bytes(data[at + 10:at + 2 + length]))
+                problem = hostile_exif(bytes(data[at + 10:at + 2 + length]))
                 if problem:
                     raise Rejected("hostile_metadata", problem)
         if marker == 0xDA:  # start of scan: the entropy-coded data follows, up to EOI
@@ -470,9 +471,32 @@ def _check_bmp(data, *, max_file_bytes: int, max_frames: int, max_metadata_bytes
                          f"{len(data):,}")
 
 
+@dataclass(frozen=True)
+class ExifAnomaly:
+    """Something odd in an EXIF block. `hostile` when a reader that follows it could be made
+    to work without bound (nesting deeper than EXIF ever does, more entries than any camera
+    writes); a loop is not: every reader we use stops at it, and cameras have written them,
+    so such a file is kept and the anomaly recorded as a metadata warning."""
+
+    text: str
+    hostile: bool
+
+
 def exif_problem(raw: bytes) -> str | None:
-    """What is hostile about an EXIF (TIFF) block: IFDs that loop, nest deeper than EXIF
-    ever does, or hold more entries than any camera writes. None when it is sound."""
+    """What is odd about an EXIF (TIFF) block (`exif_anomaly`), as text; None when sound."""
+    anomaly = exif_anomaly(raw)
+    return anomaly.text if anomaly else None
+
+
+def hostile_exif(raw: bytes) -> str | None:
+    """Why an EXIF block must be refused, if it must."""
+    anomaly = exif_anomaly(raw)
+    return anomaly.text if anomaly and anomaly.hostile else None
+
+
+def exif_anomaly(raw: bytes) -> ExifAnomaly | None:
+    """Walk an EXIF (TIFF) block's directories, bounded: IFDs that loop, nest deeper than
+    EXIF ever does, or hold more entries than any camera writes. None when it is sound."""
     start = raw.find(b"II*\x00") if not raw.startswith((b"II*\x00", b"MM\x00*")) else 0
     if start < 0:
         start = raw.find(b"MM\x00*")
@@ -487,17 +511,18 @@ def exif_problem(raw: bytes) -> str | None:
         offset, depth = pending.pop()
         if offset == 0 or offset + 2 > len(tiff):
             continue
-        if offset in seen:
-            return f"EXIF directories loop (directory at byte {offset} is reached twice)"
         if depth > EXIF_MAX_DEPTH:
-            return f"EXIF directories nested more than {EXIF_MAX_DEPTH} deep"
+            return ExifAnomaly(f"EXIF directories nested more than {EXIF_MAX_DEPTH} deep", True)
+        if offset in seen:
+            return ExifAnomaly(f"EXIF directories loop (directory at byte {offset} is reached "
+                               "twice)", False)
         seen.add(offset)
         count = struct.unpack_from(order + "H", tiff, offset)[0]
         if offset + 2 + count * 12 > len(tiff):
             continue  # a broken pointer into garbage: readers ignore it, so do we
         entries += count
         if entries > EXIF_MAX_ENTRIES:
-            return f"EXIF holds more than {EXIF_MAX_ENTRIES} entries"
+            return ExifAnomaly(f"EXIF holds more than {EXIF_MAX_ENTRIES} entries", True)
         for index in range(count):
             at = offset + 2 + index * 12
             if at + 12 > len(tiff):

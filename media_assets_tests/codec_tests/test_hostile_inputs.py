@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from media_assets.codec.intake import stage_file
-from media_assets.codec.structure import exif_problem
+from media_assets.codec.structure import exif_problem, hostile_exif
 from media_assets.core.policy import Limits
 from media_assets_tests.hostile import _tiff_ifd_chain, write_good_set, write_hostile_set
 
@@ -43,9 +43,10 @@ def test_each_hostile_file_is_refused_at_intake_with_its_reason(corpus, tmp_path
     assert got == expected
 
 
-def test_exif_that_loops_or_nests_is_hostile_and_a_camera_layout_is_not():
-    assert "nested" in exif_problem(_tiff_ifd_chain(10))
+def test_exif_that_nests_is_hostile_one_that_loops_is_odd_and_a_camera_layout_is_sound():
+    assert "nested" in hostile_exif(_tiff_ifd_chain(10))
     assert "loop" in exif_problem(_tiff_ifd_chain(2))
+    assert hostile_exif(_tiff_ifd_chain(2)) is None  # bounded: kept, with a warning
     assert exif_problem(_tiff_ifd_chain(1)) is not None  # IFD0 pointing at itself
     from PIL import ExifTags, Image
 
@@ -56,8 +57,9 @@ def test_exif_that_loops_or_nests_is_hostile_and_a_camera_layout_is_not():
     assert exif_problem(exif.tobytes()) is None
 
 
-def test_the_sensor_parses_headers_only_with_pillows_python_parsers(corpus):
-    """The sensor runs in the daemon: C header parsers (WebP, AVIF, HEIF) wait for a worker."""
+def test_the_sensor_parses_headers_only_with_python_parsers(corpus):
+    """The sensor runs in the daemon: Pillow's Python header parsers, and our own for WebP,
+    AVIF and HEIF (Pillow's are C: a crash there would take the daemon down)."""
     from media_assets.codec.sniff import declared_pixels
 
     _, good, _ = corpus
@@ -65,5 +67,26 @@ def test_the_sensor_parses_headers_only_with_pillows_python_parsers(corpus):
               if name.endswith((".jpg", ".png", ".gif", ".tif", ".bmp", ".webp", ".avif",
                                 ".heic"))}
     assert pixels == {"good.jpg": 1536, "good.png": 1536, "good.gif": 1536, "good.tif": 1536,
-                      "good.bmp": 1536, "good.webp": None, "good.avif": None,
-                      "good.heic": None}
+                      "good.bmp": 1536, "good.webp": 1536, "good.avif": 1536,
+                      "good.heic": 4096}  # HEVC's coded size (64 x 64), cropped by `clap`
+
+
+def test_a_camera_jpeg_whose_exif_loops_is_kept_with_a_metadata_warning(tmp_path):
+    """A loop is bounded (every reader stops at it) and cameras have written them: the photo
+    is processed, and the anomaly is recorded, not treated as an attack."""
+    from media_assets.codec.file_pass import FileJob, process_file
+    from media_assets.core.policy import Policy
+    from media_assets_tests.hostile import jpeg_with_app
+
+    looping = jpeg_with_app([(0xE1, b"Exif\x00\x00" + _tiff_ifd_chain(2))])
+    inbox, staging = tmp_path / "inbox", tmp_path / "staging"
+    inbox.mkdir()
+    staging.mkdir()
+    (inbox / "camera.jpg").write_bytes(looping)
+    result = process_file(FileJob(
+        source=str(inbox / "camera.jpg"), staging_dir=str(staging), policy=Policy(),
+        intake=True, inbox_root=str(inbox), metadata_kinds=frozenset({"image"}),
+        derivative_assets=("thumbnails",)), str(tmp_path / "out"))
+    assert result.failure is None and [o.derivative for o in result.outputs] == ["thumbnail"]
+    [warning] = result.metadata["metadata_warnings"]
+    assert warning.startswith("EXIF directories loop")
