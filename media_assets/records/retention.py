@@ -54,8 +54,10 @@ def plan_retention(arrivals: pl.DataFrame, quarantine_records: list[dict[str, An
                     "cataloged_at").min().alias("arrived_at"),
         pl.col("source_name"), pl.col("retention")).sort("content_id") if ok.height else ok
     for row in contents.iter_rows(named=True):
-        names = [r if r in retention.classes else retention.class_of(n)
-                 for r, n in zip(row["retention"], row["source_name"], strict=True)]
+        # the policy in force decides, for files already in the store too: a folder mapped
+        # to a class later applies to what that folder brought before (the catalog's
+        # `retention` column says the class when the row was written)
+        names = [retention.class_of(n) for n in row["source_name"]]
         name = protective(retention, names)
         rules = retention.classes[name]
         if row["arrived_at"] is None:

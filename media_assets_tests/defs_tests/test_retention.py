@@ -155,3 +155,12 @@ def test_a_rebuild_keeps_the_first_catalogued_time_that_retention_ages_from(two_
     assert (both["cataloged_at_again"] > both["cataloged_at"]).all()
     assert (both["first_cataloged_at_again"] == both["first_cataloged_at"]).all()
     assert retention(install, days=31, dry_run=True).get("move", 0) > 0  # due as before
+
+
+def test_a_folder_mapped_to_a_class_later_applies_to_the_files_it_already_brought(two_folders):
+    install, _ = two_folders
+    before = retention(install, days=8, dry_run=True).get("purge", 0)
+    install.set_policy(retention={"folders": {"scratch": "ephemeral", "keep": "ephemeral"}})
+    after = retention(install, days=8, dry_run=True).get("purge", 0)
+    # keep/'s 7 good files are ephemeral now, the one it shares with scratch/ included
+    assert (before, after) == (6, 13)
