@@ -73,3 +73,22 @@ def test_run_monitoring_fails_a_dead_run_and_leaves_a_live_one(instance):
         monitor_started_run(instance, None, record, logging.getLogger("test"))
     assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(live.run_id).status == DagsterRunStatus.STARTED
+
+
+def test_a_run_nobody_can_watch_is_failed_once_past_its_max_runtime(instance):
+    """A worker on another machine (or one that never logged its pid) cannot be judged
+    here: run monitoring ends it at the `dagster/max_runtime` the sensor tagged it with."""
+    from datetime import UTC, datetime, timedelta
+
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    run = instance.add_run(DagsterRun(job_name="process_images", run_id=f"run-{time.time_ns()}",
+                                      status=DagsterRunStatus.NOT_STARTED,
+                                      tags={"dagster/max_runtime": "60"}))
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    instance.run_storage.handle_run_event(run.run_id, DagsterEvent(
+        DagsterEventType.RUN_START.value, job_name=run.job_name), an_hour_ago)
+    [record] = instance.get_run_records(RunsFilter(run_ids=[run.run_id]))
+    assert record.dagster_run.status == DagsterRunStatus.STARTED and record.start_time
+    monitor_started_run(instance, None, record, logging.getLogger("test"))
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
