@@ -31,6 +31,7 @@ from media_assets.records.catalog import (
 )
 from media_assets.records.manifest import quarantine_records
 from media_assets.records.policy_versions import last_valid_policy
+from media_assets.records.provenance import provenance
 from media_assets.records.reconcile import reconcile
 from media_assets.storage import LocalObjectStore
 from media_assets.storage.s3 import is_s3_url
@@ -98,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             if row["status"] != "ok":
                 row["quarantine_record"] = quarantine_records(store, row["batch_key"]).get(
                     row["content_id"])
-            row["original_path"] = store.describe(row["original_key"] or row["quarantine_key"]
-                                                  or "")
+            # what the lookup_file job shows: the spec behind each hash, the runs, the tier
+            row["provenance"] = provenance(store, matches, row)
+            kept = row["original_key"] or row["quarantine_key"]
+            if kept and store.tier(kept):  # never a dead path for a purged original
+                row["original_path"] = store.describe(kept)
             print(json.dumps(row, default=str, indent=1))
         if matches.is_empty():
             print(f"nothing in the catalog matches {args.query!r}", file=sys.stderr)

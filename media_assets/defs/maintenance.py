@@ -52,7 +52,8 @@ from media_assets.records.catalog import (
     stale_derivatives,
 )
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
-from media_assets.records.manifest import BULK, load_spec, quarantine_records
+from media_assets.records.manifest import BULK, quarantine_records
+from media_assets.records.provenance import provenance
 from media_assets.records.reconcile import reconcile
 
 
@@ -96,23 +97,6 @@ def find_file(context: OpExecutionContext, config: LookupConfig, storage: MediaS
             metadata["thumbnail"] = MetadataValue.md(f"![thumbnail]({data_uri(im.copy())})")
     context.add_output_metadata(metadata)
     context.log.info(json.dumps(_jsonable(latest), indent=1))
-
-
-def provenance(store, matches: pl.DataFrame, latest: dict) -> dict:
-    """Where a content came from and what made each of its derivatives."""
-    return {
-        "content_id (SHA-256 of the original)": latest["content_id"],
-        "source_names": sorted(set(matches["source_name"])),
-        "batches": sorted(set(matches["batch_key"])),
-        "run_id": latest["run_id"],
-        "code_versions": json.loads(latest["code_versions"] or "{}"),
-        "policy_version": latest["policy_version"],
-        "original": latest["original_key"],
-        "tier": latest.get("tier"),
-        "derivatives": [{**d, "spec": load_spec(store, d["name"].removesuffix("_image"),
-                                               d["spec_hash"])}
-                        for d in latest["derivatives"] or []],
-    }
 
 
 def lineage_markdown(store, row: dict) -> str:

@@ -57,6 +57,11 @@ def test_lookup_cli_by_content_id_prints_batch_run_and_paths(install, capsys):
     row = json.loads(capsys.readouterr().out)
     assert row["source_name"] == "web.webp" and row["run_id"] == run.run_id
     assert row["original_path"].endswith(".webp")
+    # the same provenance as the lookup_file job: the spec behind each hash, the tier
+    provenance = row["provenance"]
+    assert provenance["tier"] == "hot" and provenance["run_id"] == run.run_id
+    assert all(d["spec"] and d["spec"]["spec_hash"] == d["spec_hash"]
+               for d in provenance["derivatives"])
     assert cli(["--store", str(install.root / "store"), "lookup", "no-such-file"]) == 1
 
 

@@ -164,3 +164,19 @@ def test_a_folder_mapped_to_a_class_later_applies_to_the_files_it_already_brough
     after = retention(install, days=8, dry_run=True).get("purge", 0)
     # keep/'s 7 good files are ephemeral now, the one it shares with scratch/ included
     assert (before, after) == (6, 13)
+
+
+def test_a_purged_originals_lookup_says_so_instead_of_printing_a_dead_path(two_folders,
+                                                                           capsys):
+    import json
+
+    from media_assets.cli import main as cli
+
+    install, _ = two_folders
+    retention(install, days=8, dry_run=False)  # scratch/ (ephemeral) is purged
+    name = next(n for n in rows(install, "scratch/")["source_name"]
+                if not n.endswith("logo_alpha.png"))  # the one keep/ shares stays
+    assert cli(["--store", str(install.root / "store"), "lookup", name]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["provenance"]["tier"].startswith("purged")
+    assert "original_path" not in row
