@@ -52,6 +52,26 @@ def supervise(command: list[str], cwd: Path, grace_seconds: float = GRACE_SECOND
     return child.wait() if not stop.is_set() else 0
 
 
+def prepare_instance() -> None:
+    """Start the run-retry daemon's cursors where it would start them itself: at the end of
+    the event log. On a new instance the daemon does that on its first loop and logs "No
+    cursor for event type …, ignoring older events" for each: a warning a newcomer would
+    wonder about at the first `make dev`. (The key names are Dagster's own, pinned with the
+    release set; `test_dev_server.py` fails if they change.)"""
+    from dagster import DagsterInstance
+    from dagster._daemon.auto_run_reexecution.event_log_consumer import (
+        DAGSTER_EVENT_TYPES,
+        _create_cursor_key,
+    )
+
+    with DagsterInstance.get() as instance:
+        keys = {_create_cursor_key(event_type) for event_type in DAGSTER_EVENT_TYPES}
+        missing = keys - set(instance.daemon_cursor_storage.get_cursor_values(keys))
+        if missing:
+            end = str(instance.event_log_storage.get_maximum_record_id() or 0)
+            instance.daemon_cursor_storage.set_cursor_values(dict.fromkeys(missing, end))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Start `dg dev` in DAGSTER_HOME; Ctrl-C or SIGTERM stops all of it.")
@@ -62,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         parser.error("DAGSTER_HOME is not set (make dev sets it to .dagster_home)")
+    prepare_instance()
     return supervise(dev_command(args.workspace.resolve(), args.host, args.port), Path(home))
 
 
