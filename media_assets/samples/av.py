@@ -111,7 +111,9 @@ def write_video(path: Path, *, codec: str = "libx264", seconds: float = 1.0, fps
         # one encoder thread: threaded encoders may order their work by timing, and the
         # samples must be the same bytes every time (make dev drops them once per store)
         video = out.add_stream(codec, rate=fps, options={
-            "threads": "1", **CODEC_BITEXACT, **({"g": str(gop)} if gop else {})})
+            "threads": "1", **CODEC_BITEXACT, **({"g": str(gop)} if gop else {}),
+            # x265 reports its own choices ("disabling lookahead-slices") as warnings
+            **({"x265-params": "log-level=error"} if codec == "libx265" else {})})
         assert isinstance(video, av.VideoStream)  # a video codec's stream
         video.width, video.height = size
         video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
