@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import filetype
 from PIL import Image
 
-from media_assets.codec.containers import ebml, mpeg_audio
+from media_assets.codec.containers import ebml, isobmff, mpeg_audio
 
 # filetype's extension -> our short type name, by media kind.
 _IMAGE = {
@@ -71,6 +71,7 @@ _BIGTIFF = (b"II+\x00", b"MM\x00+")  # TIFF version 43: 64-bit offsets
 _QUICKTIME_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"ftyp"}
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _EBML_DOCTYPES = {b"webm": "webm", b"matroska": "mkv"}
+EBML_HEADER_ID, EBML_DOCTYPE_ID = 0x1A45DFA3, 0x4282
 
 
 def _beyond_filetype(header: bytes) -> Sniffed | None:
@@ -89,40 +90,20 @@ def _beyond_filetype(header: bytes) -> Sniffed | None:
 def _ebml_doctype(header: bytes) -> str | None:
     """The DocType inside the EBML header, whatever width its sizes are written in (an
     8-byte size is legal and some muxers write one)."""
-    size = ebml.read_vint(header, 4)
-    if size is None:
-        return None
-    start = 4 + size.length
-    at = start
-    while at < min(len(header), start + size.value):
-        element_id = ebml.read_vint(header, at)
-        if element_id is None:
-            return None
-        length = ebml.read_vint(header, at + element_id.length)
-        if length is None:
-            return None
-        body = at + element_id.length + length.length
-        if element_id.raw == 0x4282:  # DocType
-            return _EBML_DOCTYPES.get(bytes(header[body:body + length.value]))
-        at = body + length.value
+    for element in ebml.elements(header, descend={EBML_HEADER_ID}, max_elements=32):
+        if element.id == EBML_DOCTYPE_ID and element.size is not None:
+            return _EBML_DOCTYPES.get(header[element.body:element.body + element.size])
     return None
 
 
 def _quicktime_atoms(header: bytes) -> bool:
     """A QuickTime movie may begin with any top-level atom (`wide`, `mdat`, `free`, `moov`
     before any `ftyp`): walk the atoms the header holds until a moov or mdat shows."""
-    at = 0
-    while at + 8 <= len(header):
-        size, kind = int.from_bytes(header[at:at + 4], "big"), header[at + 4:at + 8]
-        if kind not in _QUICKTIME_ATOMS:
+    for box in isobmff.boxes(header, max_boxes=16):
+        if box.type not in _QUICKTIME_ATOMS:
             return False
-        if kind in (b"moov", b"mdat"):  # a movie's own atoms
+        if box.type in (b"moov", b"mdat"):  # a movie's own atoms
             return True
-        if size == 1 and at + 16 <= len(header):  # a 64-bit size follows the type
-            size = int.from_bytes(header[at + 8:at + 16], "big")
-        if size < 8:
-            return False
-        at += size
     return False
 
 

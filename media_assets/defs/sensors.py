@@ -98,15 +98,15 @@ def run_facts(context: SensorEvaluationContext, batch_key: str) -> list[RunFacts
 def _failure_message(context: SensorEvaluationContext, run_id: str) -> str:
     """Why the run failed: its failed step's error (e.g. an invalid policy file, a full
     disk), else the run's failure message (e.g. run monitoring's finding)."""
-    for record in reversed(context.instance.all_logs(
-            run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})):
+    records = context.instance.all_logs(
+        run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
+    for record in reversed(records):
         event = record.dagster_event
         if event is not None and event.is_step_failure:
             error = event.step_failure_data.error
             lines = error.message.strip().splitlines() if error else []
             return lines[0] if lines else ""
-    failures = context.instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
-    return failures[-1].message if failures else ""
+    return records[-1].message if records else ""
 
 
 @sensor(

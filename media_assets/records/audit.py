@@ -121,17 +121,25 @@ def _last_hash(store: Any, key: str) -> str:
     return json.loads(lines[-1])["hash"]
 
 
+def _day_end(store: Any, day: date) -> Head | None:
+    """Where `day`'s own objects end (None: the day has none)."""
+    numbered = _numbered(store.list(day_prefix(day)))
+    if not numbered:
+        return None
+    last = max(numbered)
+    return Head(day, last, _last_hash(store, numbered[last]))
+
+
 def day_head(store: Any, day: date) -> Head:
     """The head of `day`'s chain as the store has it; for a day without objects yet, the
     previous day's last hash with object count 0 (the first record links to it)."""
-    numbered = _numbered(store.list(day_prefix(day)))
-    if numbered:
-        last = max(numbered)
-        return Head(day, last, _last_hash(store, numbered[last]))
+    own = _day_end(store, day)
+    if own:
+        return own
     for back in range(1, LOOK_BACK_DAYS + 1):
-        earlier = _numbered(store.list(day_prefix(day - timedelta(days=back))))
+        earlier = _day_end(store, day - timedelta(days=back))
         if earlier:
-            return Head(day, 0, _last_hash(store, earlier[max(earlier)]))
+            return Head(day, 0, earlier.hash)
     days = _chained_days(store, before=day)  # a long quiet spell: search everything once
     if days:
         last_day, objects = max(days.items())
@@ -152,11 +160,8 @@ def _chained_days(store: Any, before: date | None = None) -> dict[date, dict[int
 
 def anchor(store: Any, day: date) -> dict[str, Any] | None:
     """What a day's archive manifest records of its audit chain (None: nothing that day)."""
-    numbered = _numbered(store.list(day_prefix(day)))
-    if not numbered:
-        return None
-    last = max(numbered)
-    return {"objects": last, "hash": _last_hash(store, numbered[last])}
+    last = _day_end(store, day)
+    return {"objects": last.objects, "hash": last.hash} if last else None
 
 
 @dataclass
