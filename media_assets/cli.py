@@ -34,7 +34,7 @@ from media_assets.records.policy_versions import last_valid_policy
 from media_assets.records.provenance import provenance
 from media_assets.records.reconcile import reconcile
 from media_assets.storage import LocalObjectStore
-from media_assets.storage.s3 import is_s3_url
+from media_assets.storage.urls import is_s3_url
 
 
 def exit_now(status: int) -> NoReturn:

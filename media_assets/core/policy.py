@@ -264,7 +264,14 @@ class Limits(_Section):
 
 
 class Batching(_Section):
+    # A local file is taken once unmodified this long; an object-store object at once (it is
+    # visible only when its upload completed: core/store.InboxEntry.complete).
     settle_seconds: float = Field(default=2.0, ge=0)
+    # An idle sensor tick keeps watching the inbox this long, listing it every
+    # watch_poll_seconds, and plans as soon as a file arrives (the daemon ticks a sensor at
+    # most every 5 s: keep it below that). 0 = tick only. On S3 each poll is a LIST request.
+    watch_seconds: float = Field(default=4.0, ge=0, lt=60)
+    watch_poll_seconds: float = Field(default=0.2, gt=0)
     # A batch closes when it holds max_files files or max_bytes bytes, when its estimated
     # work reaches target_batch_seconds (operations/batching.py's cost model), or when its
     # oldest file has waited max_wait_seconds. Small files travel by the thousand: a run's

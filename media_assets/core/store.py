@@ -32,6 +32,12 @@ def with_transient_retries(fn: Callable[..., T]) -> Callable[..., T]:
 class ObjectStore(Protocol):
     """Content store, derivatives, quarantine and catalog all live behind this."""
 
+    # True when put_file(_if_absent) of a file from staging_dir() links that very file into
+    # place (a local filesystem): what was hashed while it was written is what is stored, so
+    # a new object needs no re-read. False when the bytes travel (an upload).
+    @property
+    def links_staged_files(self) -> bool: ...
+
     def put_file(self, key: str, source: Path) -> None: ...
     def put_file_if_absent(self, key: str, source: Path) -> bool: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
@@ -59,6 +65,10 @@ class InboxEntry:
     name: str  # path relative to the inbox root, '/'-separated
     size: int
     mtime: float
+    # The writer is known to be done, so no settle time applies: an object store's object is
+    # visible only once its upload completed. (A local file cannot say so reliably: a rename
+    # right after the last write leaves ctime == mtime at the clock's granularity.)
+    complete: bool = False
 
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~", ".swp")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -16,8 +16,11 @@ from media_assets.operations.alerts import Alert, WebhookNotifier
 from media_assets.operations.usage import MeteredStore
 from media_assets.records.policy_versions import policy_for_run, policy_for_ticks
 from media_assets.storage import LocalInbox, LocalObjectStore
-from media_assets.storage.s3 import MiB, S3ObjectStore, is_s3_url, parse_s3_url
-from media_assets.storage.s3_inbox import S3Inbox
+from media_assets.storage.urls import is_s3_url, parse_s3_url
+
+if TYPE_CHECKING:
+    from media_assets.storage.s3 import S3ObjectStore
+    from media_assets.storage.s3_inbox import S3Inbox
 
 S3Field = Literal["endpoint_url", "s3_sse", "region_name", "profile_name", "aws_access_key_id",
                   "aws_secret_access_key", "aws_session_token", "scratch_dir"]
@@ -127,6 +130,8 @@ class MediaStorage(S3Settings):
         if not is_s3_url(self.root):
             return LocalObjectStore(self.root)
         bucket, prefix = parse_s3_url(self.root)
+        from media_assets.storage.s3 import MiB, S3ObjectStore  # boto3: only for S3 roots
+
         return S3ObjectStore(self.s3_client(), bucket, prefix, sse=self.s3_sse or None,
                              cold_storage_class=self.s3_cold_storage_class,
                              part_size=self.s3_part_size_mb * MiB,
@@ -155,6 +160,8 @@ class InboxResource(S3Settings):
         if not is_s3_url(self.root):
             return LocalInbox(self.root)
         bucket, prefix = parse_s3_url(self.root)
+        from media_assets.storage.s3_inbox import S3Inbox  # boto3: only for S3 roots
+
         return S3Inbox(self.s3_client(), bucket, prefix, page_size=self.s3_page_size,
                        pages_per_scan=self.s3_pages_per_tick,
                        scratch_root=self.scratch_dir or None)

@@ -7,7 +7,7 @@ marker is written durably before the `SensorResult` registers the batch and laun
 
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from dagster import (
@@ -59,6 +59,7 @@ from media_assets.operations.inbox_tick import (
     inbox_after,
     plan_tick,
     scan_inbox,
+    wait_for_arrival,
 )
 from media_assets.operations.run_limits import max_runtime_tag
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
@@ -123,17 +124,38 @@ def inbox_sensor(
     alerts: AlertNotifier,
 ) -> SensorResult | SkipReason:
     store, drop, notifier = storage.store(), inbox.inbox(), alerts.notifier()
+    started = time.monotonic()
     try:
-        return _tick(context, store, drop, notifier, storage, policy)
+        tick = _tick(context, context.cursor, store, drop, notifier, storage, policy)
+        # An idle tick watches the inbox (policy batching.watch_seconds) and plans again as
+        # soon as a file arrives, instead of leaving it to the next tick 5 s later.
+        while tick.idle is not None and wait_for_arrival(
+                drop, tick.idle.batching, claimed=tick.claimed,
+                deadline=started + tick.idle.batching.watch_seconds):
+            tick = _tick(context, tick.cursor, store, drop, notifier, storage, policy)
+        if isinstance(tick.result, SkipReason) and tick.cursor != context.cursor:
+            context.update_cursor(tick.cursor)
+        return tick.result
     except MachineFault as fault:  # not even the tick's small state writes fit
         context.log.error(f"ALERT the store's disk is full or read-only: {fault}")
         return SkipReason(f"the store's disk is full or read-only ({fault}); files wait in "
                           "the inbox, and batches run again once there is room")
 
 
-def _tick(context: SensorEvaluationContext, store: ObjectStore, drop: Inbox,
-          notifier: Notifier | None, storage: MediaStorage, policy: PolicyResource
-          ) -> SensorResult | SkipReason:
+@dataclass(frozen=True)
+class _Tick:
+    """One evaluation's answer; `idle` (the policy in force) when it launched and opened
+    nothing, so the sensor may watch the inbox for what comes next."""
+
+    result: SensorResult | SkipReason
+    cursor: str | None
+    claimed: frozenset[str] = frozenset()
+    idle: Policy | None = None
+
+
+def _tick(context: SensorEvaluationContext, cursor: str | None, store: ObjectStore,
+          drop: Inbox, notifier: Notifier | None, storage: MediaStorage,
+          policy: PolicyResource) -> _Tick:
     rules = policy.for_tick(storage)
     problem = str(policy.problem) if policy.problem else None
     note_policy_problem(store, problem, datetime.now(UTC), notifier)
@@ -142,8 +164,9 @@ def _tick(context: SensorEvaluationContext, store: ObjectStore, drop: Inbox,
                           f"{problem}")
     paused = ingestion_paused(store)
     if paused:
-        return SkipReason(f"ingestion paused since {paused['paused_at']} by {paused['actor']}: "
-                          f"{paused['reason']} (files wait in the inbox; run resume_ingestion)")
+        return _Tick(SkipReason(
+            f"ingestion paused since {paused['paused_at']} by {paused['actor']}: "
+            f"{paused['reason']} (files wait in the inbox; run resume_ingestion)"), cursor)
     now, started = datetime.now(UTC), time.monotonic()
     claimed, manifests = claimed_inbox_names(store)
     open_batches = []
@@ -153,22 +176,26 @@ def _tick(context: SensorEvaluationContext, store: ObjectStore, drop: Inbox,
         open_batches.append(OpenBatch.from_manifest(
             manifest, registered, run_facts(context, key) if registered else ()))
     scan = scan_inbox(
-        drop, rules.batching, now=now, after=inbox_after(context.cursor), claimed=claimed,
+        drop, rules.batching, now=now, after=inbox_after(cursor), claimed=claimed,
         unreadable_before=unreadable_files(store),
         held_folders=budget_paused_folders(store, now.date().isoformat()),
         outputs=OutputSizes.of(rules), started=started)
-    plan = plan_tick(scan, open_batches, context.cursor, rules, now,
+    plan = plan_tick(scan, open_batches, cursor, rules, now,
                      _breakers(context, store, rules, now, notifier))
     if problem:
         plan = replace(plan, message=f"policy file invalid, using the last valid version "
                                      f"({problem}); {plan.message}")
-    return open_and_launch(context, store, plan, rules, now, notifier)
+    result, next_cursor = open_and_launch(context, store, plan, cursor, rules, now, notifier)
+    idle = isinstance(result, SkipReason) and next_cursor == plan.cursor and not plan.to_open \
+        and not problem
+    return _Tick(result, next_cursor, frozenset(claimed), rules if idle else None)
 
 
 def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: TickPlan,
-                    rules: Policy, now: datetime, notifier: Notifier | None
-                    ) -> SensorResult | SkipReason:
-    """Write each planned batch's manifest and open marker, then register and launch.
+                    cursor: str | None, rules: Policy, now: datetime,
+                    notifier: Notifier | None) -> tuple[SensorResult | SkipReason, str | None]:
+    """Write each planned batch's manifest and open marker, then register and launch; also
+    the cursor a skip leaves (a `SensorResult` carries its own).
 
     The disk guard cuts the plan to what the store has room for (`fit_to_space`, down to one
     file); when not even one file fits, nothing is written and the cursor stays, so the same
@@ -179,7 +206,7 @@ def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: 
     if shortfall:
         context.log.error(f"ALERT {shortfall}")
     if shortfall and not plan.to_open and not plan.launches:
-        return SkipReason(plan.message)
+        return SkipReason(plan.message), cursor
     for batch in plan.to_open:
         open_batch(store, batch.manifest)
         if batch.probe is not None:  # the half-open lane's single-file probe
@@ -187,15 +214,14 @@ def open_and_launch(context: SensorEvaluationContext, store: ObjectStore, plan: 
     for given_up in plan.gave_up:
         _alert_once(context, store, given_up, now, notifier)
     if not plan.launches:
-        context.update_cursor(plan.cursor)
-        return SkipReason(plan.message)
+        return SkipReason(plan.message), plan.cursor
     context.log.info(plan.message)
     return SensorResult(
         run_requests=[_run_request(run, rules) for run in plan.launches],
         dynamic_partitions_requests=[batch_partitions.build_add_request(list(plan.register))]
         if plan.register else [],
         cursor=plan.cursor,
-    )
+    ), plan.cursor
 
 
 def _alert_once(context: SensorEvaluationContext, store: ObjectStore, given_up: Heal,

@@ -536,8 +536,12 @@ class _BatchPass:
             reason, detail = staged.rejection
             return self._quarantined(base, staged.content_id, reason, detail, None, staged_path)
         key = original_key(staged.content_id, staged.extension)
-        with_transient_retries(self.store.put_file_if_absent)(key, staged_path)
-        if not self._verified(key, staged.content_id):
+        linked = with_transient_retries(self.store.put_file_if_absent)(key, staged_path) \
+            and self.store.links_staged_files
+        # Fixity: a staged file linked into place is the very file the worker hashed while
+        # writing it (and fsynced), so it verifies by construction; an upload, or an object
+        # that was already there (written long ago), is read back and hashed.
+        if not linked and not self._verified(key, staged.content_id):
             # An object that does not hash to its key is damaged: repair it from the verified
             # staged bytes. If even that does not verify, the store itself is failing.
             with_transient_retries(self.store.put_file)(key, staged_path)

@@ -80,7 +80,8 @@ def scan_inbox(
 
     Skipped without a read: names held by open batches (`claimed`), files of folders over
     their cost budget (`held_folders`: folder -> why), unchanged files a batch could not read
-    (`unreadable_before`: name -> (size, mtime)), files younger than `settle_seconds`.
+    (`unreadable_before`: name -> (size, mtime)), files younger than `settle_seconds` unless
+    their writer is known to be done (`InboxEntry.complete`).
     `outputs` (what the policy renders; default: the default policy's) feeds each file's work
     estimate."""
     unreadable_before = unreadable_before or {}
@@ -110,7 +111,7 @@ def scan_inbox(
         if unreadable_before.get(entry.name) == (entry.size, entry.mtime):
             unreadable.append(f"{printable(entry.name)}: could not be read by its last batch")
             continue
-        if now.timestamp() - entry.mtime < batching.settle_seconds:
+        if not entry.complete and now.timestamp() - entry.mtime < batching.settle_seconds:
             unsettled += 1
             continue
         if examined >= batching.tick_file_budget or (
@@ -356,6 +357,44 @@ def gate_lanes(candidates: list[Candidate], breakers: Mapping[str, BreakerState]
             notes.append(f"lane {lane}: circuit {state.status.replace('_', '-')} since "
                          f"{state.since[:19]} ({state.reason}); {len(waiting)} files wait")
     return kept, notes, probing
+
+
+WATCH_MAX_FILES = 100  # a local listing costs ~50 µs a file: 5 ms a poll at most
+
+
+def wait_for_arrival(inbox: Inbox, batching: Batching, *, claimed: Set[str],
+                     deadline: float, clock: Callable[[], float] = time.monotonic,
+                     wall: Callable[[], float] = time.time,
+                     sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Watch an idle inbox until a file becomes ready that was not ready when the watch
+    began (an upload completed, or a file being written settled); False at `deadline`.
+
+    Dagster's sensor daemon evaluates a sensor at most every 5 s, so without this a lone
+    upload waits up to a whole loop for the next tick: an idle tick keeps listing the inbox
+    every `watch_poll_seconds` for up to `watch_seconds` and plans again as soon as something
+    arrives. A listing of more than `WATCH_MAX_FILES` files ends the watch: files waiting or
+    claimed by running batches mean a busy system, whose next tick comes soon enough, and
+    listing them five times a second would cost more CPU than it saves time.
+    """
+    def ready() -> set[tuple[str, int, float]] | None:
+        now, seen = wall(), set()
+        for number, entry in enumerate(inbox.list_entries(), start=1):
+            if number > WATCH_MAX_FILES:
+                return None
+            if entry.name not in claimed and (
+                    entry.complete or now - entry.mtime >= batching.settle_seconds):
+                seen.add((entry.name, entry.size, entry.mtime))
+        return seen
+
+    before = ready()
+    while before is not None and clock() + batching.watch_poll_seconds < deadline:
+        sleep(batching.watch_poll_seconds)
+        now_ready = ready()
+        if now_ready is None:
+            return False
+        if now_ready - before:
+            return True
+    return False
 
 
 def inbox_after(cursor: str | None) -> str:

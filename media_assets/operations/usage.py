@@ -138,6 +138,10 @@ class MeteredStore:
         return getattr(self.inner, name)
 
     # Forwarded uncounted (as `__getattr__` did), spelled out for the ObjectStore protocol.
+    @property
+    def links_staged_files(self) -> bool:
+        return self.inner.links_staged_files
+
     def staging_dir(self) -> Path:
         return self.inner.staging_dir()
 

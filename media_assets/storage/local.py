@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -67,6 +68,7 @@ class LocalObjectStore:
     change its storage class instead); every read finds it wherever it is."""
 
     TIERS = ("hot", "cold")
+    links_staged_files = True  # staged files are hard-linked in, never copied
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -126,10 +128,26 @@ class LocalObjectStore:
             raise
         return Path(tmp)
 
+    def _staged_link(self, source: Path, target: Path) -> Path:
+        """A second name for a file already on the store's filesystem (a worker's output in
+        staging), made durable: no copy of its bytes."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}{TEMP_MARK}{secrets.token_hex(6)}"
+        os.link(source, tmp)
+        try:
+            os.chmod(tmp, FILE_MODE)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
     def put_file(self, key: str, source: Path) -> None:
         target = self._path(key)
         with classify_os_errors():
-            tmp = self._staged_copy(source, target)
+            tmp = self._staged_link(source, target) if self.staging_dir() in source.parents \
+                else self._staged_copy(source, target)
             try:
                 os.replace(tmp, target)
             except BaseException:

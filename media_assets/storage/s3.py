@@ -33,24 +33,9 @@ HOT_CLASS = "STANDARD"
 COPY_BUFFER = MiB
 
 
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/") (prefix "" for the bucket)."""
-    if not url.startswith("s3://"):
-        raise ValueError(f"not an s3:// URL: {url!r}")
-    bucket, _, prefix = url[len("s3://"):].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {url!r}")
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
-
-
 def scratch_default() -> Path:
     """Where downloads and staged files go unless a scratch folder is configured."""
     return Path(tempfile.gettempdir()) / "media_assets-s3"
-
-
-def is_s3_url(value: str) -> bool:
-    return value.startswith("s3://")
 
 
 def error_code(exc: ClientError) -> str:
@@ -92,6 +77,7 @@ class S3ObjectStore:
     staged files and downloads (`root`, like the local store's, for housekeeping)."""
 
     TIERS = ("hot", "cold")
+    links_staged_files = False  # every put is an upload: a new object is read back
 
     def __init__(self, client: Any, bucket: str, prefix: str = "", *,
                  sse: str | None = None, cold_storage_class: str = "GLACIER_IR",

@@ -71,7 +71,7 @@ class S3Inbox:
         # Whole seconds: HEAD answers in HTTP-date precision, and remove_if_unchanged
         # compares with it.
         return InboxEntry(name=name, size=int(item["Size"]),
-                          mtime=float(int(item["LastModified"].timestamp())))
+                          mtime=float(int(item["LastModified"].timestamp())), complete=True)
 
     def list_entries(self, report: Callable[[str, str], None] | None = None
                      ) -> Iterator[InboxEntry]:

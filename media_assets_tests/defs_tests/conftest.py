@@ -89,6 +89,8 @@ class Installation:
         return {k: v for k, v in self.resources().items() if k != "workers"}
 
     def set_policy(self, **sections: dict[str, Any]) -> None:
+        # An idle tick returns at once here (no watching the inbox: a test ticks by hand).
+        sections["batching"] = {"watch_seconds": 0, **sections.get("batching", {})}
         if self.s3 is not None:  # LastModified is when a file landed: take files at once
             sections["batching"] = {"settle_seconds": 0, "max_wait_seconds": 0,
                                     **sections.get("batching", {})}

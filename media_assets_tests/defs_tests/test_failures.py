@@ -38,15 +38,37 @@ def test_a_full_disk_mid_intake_loses_nothing_and_the_retry_completes(install, m
 def test_bytes_that_do_not_verify_after_storing_are_quarantined_not_kept(install, monkeypatch,
                                                                          jpeg_header):
     import media_assets.operations.batch_pass as intake
+    from media_assets.storage.local import LocalObjectStore
 
     install.drop("photo.jpg", jpeg_header)
-    monkeypatch.setattr(intake, "hash_file", lambda path: "0" * 64)  # the store corrupted it
+    # a store the bytes travel to (as an upload does), which corrupted them on the way
+    monkeypatch.setattr(LocalObjectStore, "links_staged_files", False)
+    monkeypatch.setattr(intake, "hash_file", lambda path: "0" * 64)
     [run] = install.ingest()
     assert run.success
     [row] = install.arrivals().iter_rows(named=True)
     assert (row["status"], row["reason"]) == ("quarantined", "fixity_mismatch")
     assert list(install.store.list("originals/")) == []
     assert install.store.exists(row["quarantine_key"])
+
+
+def test_a_linked_original_verifies_by_construction_an_existing_one_is_read_back(
+        install, monkeypatch, jpeg_header):
+    import media_assets.operations.batch_pass as intake
+
+    read_back: list[str] = []
+    real_hash = intake.hash_file
+    monkeypatch.setattr(intake, "hash_file",
+                        lambda path: read_back.append(path.name) or real_hash(path))
+    install.drop("photo.jpg", jpeg_header)
+    [first] = install.ingest()
+    assert first.success and read_back == []  # the staged file the worker hashed, linked in
+    install.drop("again.jpg", jpeg_header)  # the same bytes: the stored object is checked
+    [second] = install.ingest()
+    assert second.success and len(read_back) == 1
+    [row] = install.arrivals().filter(pl.col("source_name") == "again.jpg").iter_rows(
+        named=True)
+    assert (row["status"], row["duplicate"]) == ("ok", True)
 
 
 def test_a_new_file_under_an_ingested_name_is_not_deleted_by_a_rerun(install, jpeg_header):

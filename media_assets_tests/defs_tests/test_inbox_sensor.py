@@ -211,3 +211,39 @@ def test_an_open_batch_whose_run_never_came_is_asked_for_again(install, jpeg_hea
     again = install.tick()
     assert [r.run_key for r in again.run_requests] == [request.run_key]
     assert again.dynamic_partitions_requests == []  # already registered
+
+
+def test_an_idle_tick_watches_the_inbox_and_launches_a_file_arriving_meanwhile(
+        install, jpeg_header):
+    import os
+    import threading
+    import time
+
+    install.set_policy(batching={"watch_seconds": 3, "watch_poll_seconds": 0.1})
+
+    def upload() -> None:  # half a second into the tick, a finished upload is renamed in
+        time.sleep(0.5)
+        part = install.inbox / ".late.jpg.part"
+        part.write_bytes(jpeg_header)
+        os.utime(part, (time.time() - 60, time.time() - 60))
+        part.rename(install.inbox / "late.jpg")
+
+    uploader = threading.Thread(target=upload)
+    started = time.monotonic()
+    uploader.start()
+    result = install.tick()
+    uploader.join()
+    [request] = result.run_requests
+    assert [s["inbox"] for s in load_manifest(install.store, request.partition_key)[
+        "sources"]] == ["late.jpg"]
+    assert time.monotonic() - started < 2.5  # not the whole watch, and not the next tick
+
+
+def test_an_idle_tick_that_sees_nothing_arrive_ends_after_its_watch(install):
+    import time
+
+    install.set_policy(batching={"watch_seconds": 1, "watch_poll_seconds": 0.1})
+    started = time.monotonic()
+    result = install.tick()
+    assert isinstance(result, SkipReason) and "nothing new" in result.skip_message
+    assert 0.8 <= time.monotonic() - started < 3

@@ -16,6 +16,7 @@ from media_assets.core.store import InboxEntry
 from media_assets.operations.batching import Candidate
 from media_assets.operations.breaker import BreakerState
 from media_assets.operations.inbox_tick import (
+    WATCH_MAX_FILES,
     HeldFolder,
     OpenBatch,
     Scan,
@@ -23,6 +24,7 @@ from media_assets.operations.inbox_tick import (
     inbox_after,
     plan_tick,
     scan_inbox,
+    wait_for_arrival,
 )
 from media_assets.records.manifest import BULK, UPLOAD, new_manifest
 
@@ -42,6 +44,7 @@ class FakeInbox:
         self.next_window = resume_after
         self.reads: list[tuple[str, int]] = []
         self.failing: dict[str, OSError] = {}
+        self.complete: set[str] = set()  # renamed into place: no settle time
 
     def scan(self, after: str = "", report: Callable[[str, str], None] | None = None
              ) -> Iterator[InboxEntry]:
@@ -50,8 +53,12 @@ class FakeInbox:
                 report(name, why)
         for name in sorted(self.files):
             if name > after:
-                yield InboxEntry(name, len(self.files[name]), self.mtime[name])
+                yield InboxEntry(name, len(self.files[name]), self.mtime[name],
+                                 complete=name in self.complete)
         self.resume_after = self.next_window
+
+    def list_entries(self) -> Iterator[InboxEntry]:
+        return self.scan()
 
     def read_header(self, name: str, size: int) -> bytes:
         self.reads.append((name, size))
@@ -90,6 +97,14 @@ def test_scan_reads_nothing_of_claimed_young_or_held_files(jpeg_header):
     assert inbox.reads == [("ok.jpg", 65536)]
     assert (found.claimed, found.unsettled) == (1, 1)
     assert found.held == (HeldFolder("costly", "over 5.00 USD", 2),)
+
+
+def test_a_young_object_known_complete_is_taken_at_once_a_young_file_waits(jpeg_header):
+    inbox = FakeInbox({"object.jpg": jpeg_header, "written.jpg": jpeg_header}, age=0.1)
+    inbox.complete.add("object.jpg")  # e.g. on S3
+    found = scan(inbox)
+    assert [c.name for c in found.candidates] == ["object.jpg"]
+    assert found.unsettled == 1
 
 
 def test_scan_reports_what_it_cannot_read_and_goes_on(jpeg_header):
@@ -265,3 +280,62 @@ def test_the_disk_guard_holds_everything_only_when_not_one_file_fits():
     roomy, none = fit_to_space(tick, 10 * 1024**3, limits, NOW)
     assert roomy == tick and none is None
     assert fit_to_space(tick, None, limits, NOW) == (tick, None)  # S3 does not fill up
+
+
+# watching an idle inbox between ticks
+
+
+class Clock:
+    """Time that passes only when the watch sleeps; `arrive` lands files at given times."""
+
+    def __init__(self, inbox: FakeInbox, arrivals: dict[float, Callable[[], None]]) -> None:
+        self.now, self.inbox, self.arrivals = 0.0, inbox, dict(arrivals)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for at in [t for t in self.arrivals if t <= self.now]:
+            self.arrivals.pop(at)()
+
+    def wall(self) -> float:
+        return NOW.timestamp() + self.now
+
+
+def watch(inbox: FakeInbox, clock: Clock, batching: Batching | None = None,
+          claimed: frozenset[str] = frozenset(), seconds: float = 4.0) -> bool:
+    return wait_for_arrival(inbox, batching or Batching(), claimed=claimed,
+                            deadline=seconds, clock=lambda: clock.now, wall=clock.wall,
+                            sleep=clock.sleep)
+
+
+def test_the_watch_ends_as_soon_as_an_upload_completes(jpeg_header):
+    inbox = FakeInbox({"waiting.jpg": jpeg_header})  # e.g. held back by the daily budget
+
+    def upload() -> None:
+        inbox.files["new.jpg"] = jpeg_header
+        inbox.mtime["new.jpg"] = NOW.timestamp() + 1.0
+        inbox.complete.add("new.jpg")
+
+    clock = Clock(inbox, {1.0: upload})
+    assert watch(inbox, clock) is True
+    assert clock.now == pytest.approx(1.0, abs=0.21)
+
+
+def test_the_watch_waits_for_a_file_being_written_to_settle(jpeg_header):
+    inbox = FakeInbox({"growing.jpg": jpeg_header}, age=0.5)
+    clock = Clock(inbox, {})
+    assert watch(inbox, clock, Batching(settle_seconds=2.0)) is True
+    assert clock.now == pytest.approx(1.5, abs=0.21)
+
+
+def test_the_watch_gives_up_at_its_deadline_and_ignores_claimed_files(jpeg_header):
+    inbox = FakeInbox({"claimed.jpg": jpeg_header}, age=0.5)
+    clock = Clock(inbox, {})
+    assert watch(inbox, clock, claimed=frozenset({"claimed.jpg"})) is False
+    assert clock.now == pytest.approx(4.0, abs=0.21)
+
+
+def test_a_busy_inbox_is_not_watched(jpeg_header):
+    inbox = FakeInbox({f"{i}.jpg": jpeg_header for i in range(WATCH_MAX_FILES + 1)})
+    clock = Clock(inbox, {})
+    assert watch(inbox, clock) is False
+    assert clock.now == 0.0

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from media_assets.storage.s3 import MiB, parse_s3_url
+from media_assets.storage.s3 import MiB
 from media_assets.storage.s3_inbox import S3Inbox
+from media_assets.storage.urls import parse_s3_url
 from media_assets_tests.s3_server import BUCKET
 from media_assets_tests.storage_tests.conftest import s3_store
 
@@ -93,6 +94,13 @@ def test_the_inbox_scan_resumes_where_the_last_one_stopped_and_wraps(s3_server, 
     seen = [e.name for e in inbox.scan(inbox.resume_after)]
     assert seen == names[4:] and inbox.resume_after == ""  # the end: next scan from the start
     assert [e.name for e in inbox.scan(inbox.resume_after)] == names[1:5]
+
+
+def test_an_inbox_object_is_complete_as_soon_as_it_is_listed(s3_server, tmp_path):
+    client, prefix = s3_server.client(), s3_server.new_prefix()
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/a.jpg", Body=b"uploaded")
+    inbox = S3Inbox(client, BUCKET, prefix, scratch_root=tmp_path)
+    assert [e.complete for e in inbox.list_entries()] == [True]  # no settle time applies
 
 
 def test_a_replaced_inbox_object_is_not_removed(s3_server, tmp_path):

@@ -141,3 +141,4 @@ def test_a_ranged_read_of_a_fifo_never_blocks(tmp_path: Path):
     os.mkfifo(tmp_path / "trap.mp4")
     with pytest.raises(OSError):  # no writer: the open does not hang, the read refuses
         LocalInbox(tmp_path).read_range("trap.mp4", 0, 16)
+
