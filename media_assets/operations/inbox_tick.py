@@ -372,9 +372,10 @@ def wait_for_arrival(inbox: Inbox, batching: Batching, *, claimed: Set[str],
     Dagster's sensor daemon evaluates a sensor at most every 5 s, so without this a lone
     upload waits up to a whole loop for the next tick: an idle tick keeps listing the inbox
     every `watch_poll_seconds` for up to `watch_seconds` and plans again as soon as something
-    arrives. A listing of more than `WATCH_MAX_FILES` files ends the watch: files waiting or
-    claimed by running batches mean a busy system, whose next tick comes soon enough, and
-    listing them five times a second would cost more CPU than it saves time.
+    arrives. An inbox that already holds more than `WATCH_MAX_FILES` files is not watched:
+    files waiting or claimed by running batches mean a busy system, whose next tick comes soon
+    enough, and listing them five times a second would cost more CPU than it saves time. One
+    that grows past it while watched has just received a flood: plan it at once.
     """
     def ready() -> set[tuple[str, int, float]] | None:
         now, seen = wall(), set()
@@ -390,9 +391,7 @@ def wait_for_arrival(inbox: Inbox, batching: Batching, *, claimed: Set[str],
     while before is not None and clock() + batching.watch_poll_seconds < deadline:
         sleep(batching.watch_poll_seconds)
         now_ready = ready()
-        if now_ready is None:
-            return False
-        if now_ready - before:
+        if now_ready is None or now_ready - before:  # a flood landed, or one file
             return True
     return False
 

@@ -339,3 +339,16 @@ def test_a_busy_inbox_is_not_watched(jpeg_header):
     clock = Clock(inbox, {})
     assert watch(inbox, clock) is False
     assert clock.now == 0.0
+
+
+def test_a_flood_landing_while_watched_ends_the_watch(jpeg_header):
+    inbox = FakeInbox({})
+
+    def flood() -> None:
+        for i in range(WATCH_MAX_FILES + 1):
+            inbox.files[f"{i}.jpg"] = jpeg_header
+            inbox.mtime[f"{i}.jpg"] = NOW.timestamp() - 60
+
+    clock = Clock(inbox, {0.5: flood})
+    assert watch(inbox, clock) is True
+    assert clock.now == pytest.approx(0.5, abs=0.21)
