@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -78,8 +80,31 @@ def pages(items: Sequence[T], per_page: int = PAGE_TILES) -> list[list[T]]:
     return [list(items[i:i + per_page]) for i in range(0, len(items), per_page)]
 
 
-def data_uri(image: Image.Image, quality: int = 60) -> str:
-    """Encode as a WebP data URI (a few KB for a sheet of 48 small tiles)."""
+def webp(image: Image.Image, quality: int = 60) -> bytes:
+    """A sheet as WebP: method 2 encodes ~3x faster than the default 4 for ~5 % more bytes
+    (a batch of 1000 files has 21 pages per sheet, made while the run's cores wait)."""
     buffer = io.BytesIO()
-    image.save(buffer, "WEBP", quality=quality)
-    return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode()
+    image.save(buffer, "WEBP", quality=quality, method=2)
+    return buffer.getvalue()
+
+
+def sheet_pages(tiles: Sequence[Tile], per_page: int = PAGE_TILES) -> list[bytes]:
+    """Every page of a batch's sheet as WebP, rendered on one thread per core (Pillow
+    decodes, resizes and encodes without the GIL)."""
+    paged = pages(tiles, per_page)
+
+    def render(page: list[Tile]) -> bytes:
+        sheet = contact_sheet(page)
+        assert sheet is not None  # a page is never empty
+        return webp(sheet)
+
+    if len(paged) < 2:
+        return [render(page) for page in paged]
+    with ThreadPoolExecutor(max_workers=min(len(paged), os.cpu_count() or 1)) as threads:
+        return list(threads.map(render, paged))
+
+
+def data_uri(image: Image.Image | bytes, quality: int = 60) -> str:
+    """A WebP data URI (a few KB for a sheet of 48 small tiles); bytes are WebP already."""
+    data = image if isinstance(image, bytes) else webp(image, quality)
+    return "data:image/webp;base64," + base64.b64encode(data).decode()

@@ -12,6 +12,7 @@ problem as `path.to.key: reason` under the file's name, so a typo fails loudly a
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 from collections.abc import Hashable
@@ -664,7 +665,15 @@ def read_policy_bytes(path: str | Path) -> bytes:
 
 
 def parse_policy(data: bytes, source: str) -> Policy:
-    """The policy in `data` (a policy file's bytes); `source` names it in errors."""
+    """The policy in `data` (a policy file's bytes); `source` names it in errors.
+
+    Policies are frozen, so the same bytes give the same object: a sensor ticking every few
+    seconds parses its file once per change, not once per tick (an error is never cached)."""
+    return _parse_policy(data, source)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_policy(data: bytes, source: str) -> Policy:
     try:
         raw = yaml.load(data, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:

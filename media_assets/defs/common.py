@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from dagster import (
     TableSchema,
 )
 
-from media_assets.codec.contact_sheet import PAGE_TILES, Tile, contact_sheet, data_uri, pages
+from media_assets.codec.contact_sheet import PAGE_TILES, Tile, data_uri, pages, sheet_pages
 from media_assets.codec.pool import Outcome, timed_call
 from media_assets.core.errors import Rejected
 from media_assets.core.policy import Limits
@@ -159,24 +158,21 @@ def contact_sheet_markdown(store: Any, batch_key: str, asset_name: str,
     the caption says how many files each shows of how many."""
     if not tiles:
         return MetadataValue.md("_no files of this kind in this batch_")
+    with contextlib.ExitStack() as stack:  # each thumbnail as a local file while drawn
+        drawn = [Tile(t.caption, stack.enter_context(store.local_path(t.key))
+                      if t.key and store.exists(t.key) else None, t.problem) for t in tiles]
+        rendered = sheet_pages(drawn)
     paged = pages(tiles)
     lines = [f"{len(tiles)} files on {len(paged)} pages of up to {PAGE_TILES}; quarantined "
              "files are grey tiles with their reason."]
     start = 0
-    for number, page in enumerate(paged, 1):
-        with contextlib.ExitStack() as stack:
-            drawn = [Tile(t.caption, stack.enter_context(store.local_path(t.key))
-                          if t.key and store.exists(t.key) else None, t.problem) for t in page]
-            sheet = contact_sheet(drawn)
-        assert sheet is not None
+    for number, (page, data) in enumerate(zip(paged, rendered, strict=True), 1):
         key = contact_sheet_key(batch_key, asset_name, number)
-        buffer = io.BytesIO()
-        sheet.save(buffer, "WEBP", quality=60)
-        store.put_bytes(key, buffer.getvalue())
+        store.put_bytes(key, data)
         shown = f"page {number} of {len(paged)}: files {start + 1}–{start + len(page)} of " \
                 f"{len(tiles)}"
         if number <= INLINE_PAGES:
-            lines.append(f"**{shown}**\n\n![{shown}]({data_uri(sheet)})")
+            lines.append(f"**{shown}**\n\n![{shown}]({data_uri(data)})")
         else:
             lines.append(f"{shown}: `{store.describe(key)}`")
         start += len(page)

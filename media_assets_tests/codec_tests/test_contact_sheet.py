@@ -1,6 +1,8 @@
 """Contact sheets show every file, captioned, in pages; a quarantined file is a grey tile
 with its reason in red."""
 
+import io
+
 from PIL import Image
 
 from media_assets.codec.contact_sheet import (
@@ -10,6 +12,7 @@ from media_assets.codec.contact_sheet import (
     Tile,
     contact_sheet,
     pages,
+    sheet_pages,
 )
 
 
@@ -34,3 +37,19 @@ def test_pages_hold_at_most_a_page_of_tiles_and_keep_every_file():
     assert [len(p) for p in paged] == [PAGE_TILES, PAGE_TILES, 5]
     assert [t for p in paged for t in p] == tiles
     assert contact_sheet([]) is None
+
+
+def test_a_batchs_pages_are_rendered_in_order_as_webp(tmp_path):
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    tiles = []
+    for number, colour in enumerate(colours):
+        thumb = tmp_path / f"{number}.webp"
+        Image.new("RGB", (250, 180), colour).save(thumb, "WEBP", lossless=True)
+        tiles += [Tile(f"{number}-{i}.jpg", thumb) for i in range(2)]
+    rendered = sheet_pages(tiles, per_page=2)  # three pages, drawn side by side
+    assert len(rendered) == 3
+    for data, colour in zip(rendered, colours, strict=True):
+        with Image.open(io.BytesIO(data)) as page:
+            assert page.format == "WEBP" and page.size == (2 * 112, 112 + 24)
+            assert all(abs(a - b) < 24 for a, b in zip(page.convert("RGB").getpixel((56, 56)),
+                                                        colour, strict=True))
