@@ -267,7 +267,9 @@ class Limits(_Section):
 class Batching(_Section):
     # A local file is taken once unmodified this long; an object-store object at once (it is
     # visible only when its upload completed: core/store.InboxEntry.complete).
-    settle_seconds: float = Field(default=2.0, ge=0)
+    # A file written to after it was listed is left for the next batch, neither stored nor
+    # quarantined (operations/batch_pass: still_being_written), so a short settle is safe.
+    settle_seconds: float = Field(default=1.0, ge=0)
     # An idle sensor tick keeps watching the inbox this long, listing it every
     # watch_poll_seconds, and plans as soon as a file arrives (the daemon ticks a sensor at
     # most every 5 s: keep it below that). 0 = tick only. On S3 each poll is a LIST request.

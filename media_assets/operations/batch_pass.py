@@ -487,6 +487,9 @@ class _BatchPass:
         """Store (or quarantine) a new file; record it in the batch."""
         name = job.key
         staged = result.staged if result is not None else None
+        if not job.released and not self.inbox.still_as_listed(
+                name, job.source["size"], job.source["mtime"]):
+            return self._still_being_written(job)
         if self.meter and staged is not None:
             self.meter.file(staged.content_id, staged.kind, name).add(
                 cpu_seconds=cpu_ms / 1000, wall_seconds=wall_ms / 1000, bytes_read=staged.size)
@@ -509,6 +512,18 @@ class _BatchPass:
                 mark_unreadable(self.store, name, job.source["size"], job.source["mtime"],
                                 entry.detail or "")
         return entry if entry.stored else None
+
+    def _still_being_written(self, job: _Job) -> None:
+        """A file written to since the sensor listed it: its writer was not done, so what the
+        worker read may be partial. Nothing is stored or quarantined; it stays in the inbox
+        and the next batch takes it once it has settled (the batch records why)."""
+        entry = FileEntry(source_name=self.shown.get(job.key, job.key), status="unreadable",
+                          reason="still_being_written",
+                          detail="the file changed while this batch read it; it stays in the "
+                                 "inbox for the next batch")
+        self.entries.append(entry)
+        self.log("warning", entry.status, None, entry.source_name, stage="originals",
+                 reason=entry.reason)
 
     def _store_original(self, job: _Job, staged: StagedFile | None,
                         error: Exception | None) -> FileEntry:

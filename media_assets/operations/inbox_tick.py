@@ -372,28 +372,39 @@ def wait_for_arrival(inbox: Inbox, batching: Batching, *, claimed: Set[str],
     Dagster's sensor daemon evaluates a sensor at most every 5 s, so without this a lone
     upload waits up to a whole loop for the next tick: an idle tick keeps listing the inbox
     every `watch_poll_seconds` for up to `watch_seconds` and plans again as soon as something
-    arrives. An inbox that already holds more than `WATCH_MAX_FILES` files is not watched:
-    files waiting or claimed by running batches mean a busy system, whose next tick comes soon
-    enough, and listing them five times a second would cost more CPU than it saves time. One
-    that grows past it while watched has just received a flood: plan it at once.
+    arrives. An inbox holding more than `WATCH_MAX_FILES` files (waiting, or claimed by running
+    batches: a busy system) is not polled, since five listings a second would cost more CPU
+    than they save time; the watch only sleeps until its files still being written have
+    settled. One that grows past it while watched has just received a flood: plan it at once.
     """
-    def ready() -> set[tuple[str, int, float]] | None:
-        now, seen = wall(), set()
-        for number, entry in enumerate(inbox.list_entries(), start=1):
-            if number > WATCH_MAX_FILES:
-                return None
-            if entry.name not in claimed and (
-                    entry.complete or now - entry.mtime >= batching.settle_seconds):
+    def look() -> tuple[set[tuple[str, int, float]], float | None, bool]:
+        """(ready files, when the next unsettled one settles, too many to poll)"""
+        now, seen, settles, count = wall(), set(), None, 0
+        for entry in inbox.list_entries():
+            count += 1
+            if entry.name in claimed:
+                continue
+            if entry.complete or now - entry.mtime >= batching.settle_seconds:
                 seen.add((entry.name, entry.size, entry.mtime))
-        return seen
+            else:
+                at = entry.mtime + batching.settle_seconds
+                settles = at if settles is None else min(settles, at)
+        return seen, settles, count > WATCH_MAX_FILES
 
-    before = ready()
-    while before is not None and clock() + batching.watch_poll_seconds < deadline:
-        sleep(batching.watch_poll_seconds)
-        now_ready = ready()
-        if now_ready is None or now_ready - before:  # a flood landed, or one file
+    before, settles, busy = look()
+    while True:
+        if busy:
+            wait = None if settles is None else max(settles - wall(), 0.0) + 0.05
+            if wait is None or clock() + wait >= deadline:
+                return False
+            sleep(wait)
             return True
-    return False
+        if clock() + batching.watch_poll_seconds >= deadline:
+            return False
+        sleep(batching.watch_poll_seconds)
+        ready, settles, busy = look()
+        if busy or ready - before:  # a flood landed, or one file is ready
+            return True
 
 
 def inbox_after(cursor: str | None) -> str:

@@ -348,6 +348,14 @@ class LocalInbox:
             return False
         return True
 
+    def still_as_listed(self, name: str, size: int, mtime: float) -> bool:
+        """The same regular file, same size and mtime, as when the sensor listed it."""
+        try:
+            stat = self._path(name).lstat()
+        except OSError:
+            return False
+        return S_ISREG(stat.st_mode) and stat.st_size == size and stat.st_mtime == mtime
+
     def exists(self, name: str) -> bool:
         """Is there still an entry by this name (even one we may fail to read)?"""
         return os.path.lexists(self._path(name))

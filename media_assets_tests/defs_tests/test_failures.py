@@ -106,6 +106,39 @@ def test_a_file_rewritten_during_intake_stays_in_the_inbox(install, jpeg_header,
     assert changed["left_in_inbox"].value == ["growing.jpg"]
 
 
+def test_a_file_still_being_written_when_read_is_left_for_the_next_batch_unjudged(
+        install, jpeg_header, monkeypatch):
+    """A writer that paused past the settle time and went on: what the batch read may be
+    partial, so it is neither stored nor quarantined; the next batch takes the whole file."""
+    import os
+    import time
+
+    from media_assets.operations.batch_pass import _BatchPass
+    from media_assets.records.manifest import all_quarantine_records
+
+    path = install.drop("slow-upload.jpg", jpeg_header[:200])  # the first part, then a pause
+    real_settle = _BatchPass.settle
+
+    def writer_resumes_while_the_worker_reads(batch, job, outcome):
+        with open(path, "ab") as resumed:
+            resumed.write(jpeg_header[200:])
+        stamp = time.time() - 30
+        os.utime(path, (stamp, stamp))
+        return real_settle(batch, job, outcome)
+
+    monkeypatch.setattr(_BatchPass, "settle", writer_resumes_while_the_worker_reads)
+    [first] = install.ingest()
+    assert first.success and path.exists()
+    [row] = install.arrivals().iter_rows(named=True)
+    assert (row["status"], row["reason"]) == ("unreadable", "still_being_written")
+    assert list(all_quarantine_records(install.store)) == []
+    monkeypatch.undo()
+    [second] = install.ingest()  # the whole file now
+    assert second.success and not path.exists()
+    rows = install.arrivals().filter(pl.col("status") == "ok")
+    assert rows["source_name"].to_list() == ["slow-upload.jpg"]
+
+
 def test_the_same_bad_bytes_under_two_names_keep_two_quarantine_records(install):
     from media_assets.records.manifest import all_quarantine_records
 

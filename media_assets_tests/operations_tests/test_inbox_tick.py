@@ -352,3 +352,11 @@ def test_a_flood_landing_while_watched_ends_the_watch(jpeg_header):
     clock = Clock(inbox, {0.5: flood})
     assert watch(inbox, clock) is True
     assert clock.now == pytest.approx(0.5, abs=0.21)
+
+
+def test_a_busy_inbox_is_not_polled_but_its_files_being_written_are_awaited(jpeg_header):
+    inbox = FakeInbox({f"{i}.jpg": jpeg_header for i in range(WATCH_MAX_FILES + 1)})
+    inbox.mtime["0.jpg"] = NOW.timestamp() - 0.5  # settles 1.5 s from now
+    clock = Clock(inbox, {})
+    assert watch(inbox, clock, Batching(settle_seconds=2.0)) is True
+    assert clock.now == pytest.approx(1.55, abs=0.01)  # one sleep, no polling
