@@ -283,7 +283,7 @@ class Batching(_Section):
     max_files: int = Field(default=2000, gt=0)
     max_bytes: int = Field(default=4 * 1024**3, gt=0)
     target_batch_seconds: float = Field(default=120.0, gt=0)
-    max_wait_seconds: float = Field(default=2.0, ge=0)
+    max_wait_seconds: float = Field(default=1.0, ge=0)  # from the mtime, like settle_seconds
     # A batch that is not full closes on its wait only while its lane has fewer open batches
     # (queued or running) than this; match the lane's run limit in dagster.yaml.
     open_batches_per_lane: int = Field(default=2, gt=0)

@@ -372,29 +372,34 @@ def wait_for_arrival(inbox: Inbox, batching: Batching, *, claimed: Set[str],
     Dagster's sensor daemon evaluates a sensor at most every 5 s, so without this a lone
     upload waits up to a whole loop for the next tick: an idle tick keeps listing the inbox
     every `watch_poll_seconds` for up to `watch_seconds` and plans again as soon as something
-    arrives. An inbox holding more than `WATCH_MAX_FILES` files (waiting, or claimed by running
-    batches: a busy system) is not polled, since five listings a second would cost more CPU
-    than they save time; the watch only sleeps until its files still being written have
-    settled. One that grows past it while watched has just received a flood: plan it at once.
+    arrives, or when a file that waits for its batch to fill reaches `max_wait_seconds`. An
+    inbox holding more than `WATCH_MAX_FILES` files (waiting, or claimed by running batches: a
+    busy system) is not polled, since five listings a second would cost more CPU than they
+    save time; the watch only sleeps until the next such moment. One that grows past it while
+    watched has just received a flood: plan it at once.
     """
     def look() -> tuple[set[tuple[str, int, float]], float | None, bool]:
-        """(ready files, when the next unsettled one settles, too many to poll)"""
-        now, seen, settles, count = wall(), set(), None, 0
+        """(ready files, the next moment a plan may change, too many files to poll): a file
+        being written settles, or a settled one reaches `max_wait_seconds` (its batch may
+        close then)."""
+        now, seen, due, count = wall(), set(), None, 0
         for entry in inbox.list_entries():
             count += 1
             if entry.name in claimed:
                 continue
-            if entry.complete or now - entry.mtime >= batching.settle_seconds:
+            settled = entry.complete or now - entry.mtime >= batching.settle_seconds
+            if settled:
                 seen.add((entry.name, entry.size, entry.mtime))
-            else:
-                at = entry.mtime + batching.settle_seconds
-                settles = at if settles is None else min(settles, at)
-        return seen, settles, count > WATCH_MAX_FILES
+            at = entry.mtime + (batching.max_wait_seconds if settled
+                                else batching.settle_seconds)
+            if at > now:
+                due = at if due is None else min(due, at)
+        return seen, due, count > WATCH_MAX_FILES
 
-    before, settles, busy = look()
+    before, due, busy = look()
     while True:
         if busy:
-            wait = None if settles is None else max(settles - wall(), 0.0) + 0.05
+            wait = None if due is None else max(due - wall(), 0.0) + 0.05
             if wait is None or clock() + wait >= deadline:
                 return False
             sleep(wait)
@@ -402,9 +407,10 @@ def wait_for_arrival(inbox: Inbox, batching: Batching, *, claimed: Set[str],
         if clock() + batching.watch_poll_seconds >= deadline:
             return False
         sleep(batching.watch_poll_seconds)
-        ready, settles, busy = look()
-        if busy or ready - before:  # a flood landed, or one file is ready
-            return True
+        was_due = due
+        ready, due, busy = look()
+        if busy or ready - before or (was_due is not None and wall() >= was_due):
+            return True  # a flood landed, a file is ready, or a waiting batch may close
 
 
 def inbox_after(cursor: str | None) -> str:

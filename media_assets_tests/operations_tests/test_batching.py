@@ -285,7 +285,8 @@ def test_a_backlog_of_5000_small_files_goes_in_a_few_big_batches():
 
 def test_a_lone_small_file_still_closes_on_max_wait_within_seconds():
     assert DEFAULTS.max_wait_seconds <= 2
-    young = plan_batches(photos(1, 1, 13_000, SMALL_JPEG), DEFAULTS, BudgetState(), NOW, 600)
+    young = plan_batches(photos(1, DEFAULTS.max_wait_seconds / 2, 13_000, SMALL_JPEG),
+                         DEFAULTS, BudgetState(), NOW, 600)
     assert young.batches == [] and young.waiting == 1
     settled = plan_batches(photos(1, 2.5, 13_000, SMALL_JPEG), DEFAULTS, BudgetState(), NOW,
                            600)

@@ -208,7 +208,7 @@ def test_plan_registers_orphans_and_asks_again_for_runs_that_never_came():
 
 
 def test_plan_waits_for_company_and_says_why():
-    tick = plan([candidate("young.jpg", age=1)], unsettled=2, claimed=3, budget_hit=True,
+    tick = plan([candidate("young.jpg", age=0.5)], unsettled=2, claimed=3, budget_hit=True,
                 unreadable=("x.jpg: Permission denied",),
                 held=(HeldFolder("costly", "over budget", 4),))
     assert tick.to_open == () and tick.launches == ()
@@ -360,3 +360,11 @@ def test_a_busy_inbox_is_not_polled_but_its_files_being_written_are_awaited(jpeg
     clock = Clock(inbox, {})
     assert watch(inbox, clock, Batching(settle_seconds=2.0)) is True
     assert clock.now == pytest.approx(1.55, abs=0.01)  # one sleep, no polling
+
+
+def test_the_watch_wakes_when_a_waiting_file_may_close_its_batch(jpeg_header):
+    inbox = FakeInbox({"waiting.jpg": jpeg_header}, age=1.2)  # settled, waiting to fill
+    clock = Clock(inbox, {})
+    batching = Batching(settle_seconds=1.0, max_wait_seconds=2.0)
+    assert watch(inbox, clock, batching) is True
+    assert clock.now == pytest.approx(0.8, abs=0.21)
