@@ -237,7 +237,8 @@ BareTask = tuple[str, str, tuple, int, int, bool]
 def bare_one(task: BareTask) -> tuple[str, float, int, int]:
     """Stream + hash + store the original, extract metadata, render and store derivatives;
     remove the source afterwards when it is an inbox copy (as intake removes inbox files)."""
-    from media_assets.codec.images import extract_metadata, render_derivatives
+    from media_assets.codec.image_render import render_derivatives
+    from media_assets.codec.images import extract_metadata
     from media_assets.records.layout import derivative_key, metadata_key, original_key
 
     source, store_str, specs, max_pixels, draft_edge, remove_source = task

@@ -9,7 +9,8 @@ from pathlib import Path
 from media_assets.codec import structure
 from media_assets.codec.audio_preview import render_audio_preview
 from media_assets.codec.av_probe import probe_av
-from media_assets.codec.images import extract_metadata, render_derivatives
+from media_assets.codec.image_render import render_derivatives
+from media_assets.codec.images import extract_metadata
 from media_assets.codec.intake import stage_file
 from media_assets.codec.poster import render_still
 from media_assets.codec.rendition import render_web_rendition

@@ -22,7 +22,7 @@ from media_assets.codec.av_probe import probe_av
 from media_assets.codec.derivatives import Output, RenderContext, Renderer, Spec, for_kind
 from media_assets.codec.images import extract_metadata
 from media_assets.codec.intake import StagedFile, stage_file
-from media_assets.codec.pool import grant_time
+from media_assets.codec.worker import grant_time
 from media_assets.core.errors import Rejected, TransientError, machine_fault
 from media_assets.core.policy import Limits, Policy
 

@@ -14,7 +14,7 @@ from av.error import FFmpegError
 from av.stream import Disposition
 from PIL import Image
 
-from media_assets.codec.images import RenderedDerivative, write_derivatives, write_specs
+from media_assets.codec.image_render import RenderedDerivative, write_derivatives, write_specs
 from media_assets.core.errors import Rejected
 from media_assets.core.policy import DerivativeSpec
 

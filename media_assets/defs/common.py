@@ -24,7 +24,8 @@ from dagster import (
 )
 
 from media_assets.codec.contact_sheet import PAGE_TILES, Tile, data_uri, pages, sheet_pages
-from media_assets.codec.pool import Outcome, timed_call
+from media_assets.codec.pool import Outcome
+from media_assets.codec.worker import timed_call
 from media_assets.core.errors import Rejected
 from media_assets.core.policy import Limits
 from media_assets.operations.usage import meter_of, save_usage, summary

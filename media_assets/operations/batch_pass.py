@@ -39,9 +39,10 @@ from media_assets.codec.file_pass import (
     read_progress,
 )
 from media_assets.codec.intake import StagedFile, hash_file
-from media_assets.codec.pool import Outcome, TaskKey, machine_may_be_at_fault, timed_call
+from media_assets.codec.pool import Outcome, TaskKey, machine_may_be_at_fault
 from media_assets.codec.sniff import sniff
 from media_assets.codec.untrusted import display_names, open_untrusted
+from media_assets.codec.worker import timed_call
 from media_assets.core.errors import Rejected, machine_fault
 from media_assets.core.policy import Policy
 from media_assets.core.store import Inbox, ObjectStore, with_transient_retries

@@ -11,7 +11,7 @@ a daemon restart loses nothing. The healer steps in only once Dagster's own run 
 spent (a failed run tagged `dagster/will_retry=true` gets its retry from the daemon) and never
 while a run of the batch is live, so one partition never has two live runs.
 
-A dead run's decode workers die with it (PR_SET_PDEATHSIG, `codec/pool.py`), so a re-run never
+A dead run's decode workers die with it (PR_SET_PDEATHSIG, `codec/worker.py`), so a re-run never
 competes with the orphans of the run it replaces."""
 
 from __future__ import annotations

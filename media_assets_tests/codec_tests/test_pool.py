@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from media_assets.codec.pool import WorkerPool, timed_call
+from media_assets.codec.pool import WorkerPool
 from media_assets.codec.slots import SLOTS_DIR_ENV
+from media_assets.codec.worker import timed_call
 from media_assets.core.errors import Rejected, TransientError
 
 REPO = Path(__file__).resolve().parents[2]

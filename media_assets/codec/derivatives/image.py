@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from media_assets.codec.derivatives import Output, RenderContext, Spec
-from media_assets.codec.images import render_specs
+from media_assets.codec.image_render import render_specs
 from media_assets.core.policy import DerivativeSpec
 
 
