@@ -115,25 +115,15 @@ class LocalObjectStore:
         return path
 
     def _staged_copy(self, source: Path, target: Path) -> Path:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{TEMP_MARK}")
-        os.fchmod(fd, FILE_MODE)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return Path(tmp)
-
-    def _staged_link(self, source: Path, target: Path) -> Path:
-        """A second name for a file already on the store's filesystem (a worker's output in
-        staging), made durable: no copy of its bytes."""
+        """A durable temp file beside `target` holding `source`'s bytes: a second link when
+        `source` is already on the store's filesystem (a worker's output in staging, never
+        written again), else a copy."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}{TEMP_MARK}{secrets.token_hex(6)}"
-        os.link(source, tmp)
+        if self.staging_dir() in source.parents:
+            os.link(source, tmp)
+        else:
+            shutil.copyfile(source, tmp)
         try:
             os.chmod(tmp, FILE_MODE)
             with open(tmp, "rb") as handle:
@@ -146,8 +136,7 @@ class LocalObjectStore:
     def put_file(self, key: str, source: Path) -> None:
         target = self._path(key)
         with classify_os_errors():
-            tmp = self._staged_link(source, target) if self.staging_dir() in source.parents \
-                else self._staged_copy(source, target)
+            tmp = self._staged_copy(source, target)
             try:
                 os.replace(tmp, target)
             except BaseException:
