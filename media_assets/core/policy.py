@@ -287,9 +287,6 @@ class Batching(_Section):
     # A batch that is not full closes on its wait only while its lane has fewer open batches
     # (queued or running) than this; match the lane's run limit in dagster.yaml.
     open_batches_per_lane: int = Field(default=2, gt=0)
-    # While its lane already has a run, a batch that is not full waits for a flood still
-    # arriving to pause, at most this long past max_wait_seconds (operations/batching.py).
-    gather_seconds: float = Field(default=15.0, ge=0)
     header_bytes: int = Field(default=65536, gt=0)
     tick_file_budget: int = Field(default=5000, gt=0)
     tick_seconds_budget: float = Field(default=20.0, gt=0)

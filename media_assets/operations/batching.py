@@ -82,7 +82,6 @@ class Plan:
     waiting: int = 0
     budget: BudgetState = field(default_factory=BudgetState)
     over_budget: bool = False
-    gathering: int = 0  # of `waiting`: files of an arriving flood, gathered into one batch
 
 
 class Lane(NamedTuple):
@@ -242,7 +241,6 @@ def within_budget(state: BudgetState, batching: Batching, now: datetime) -> bool
 def plan_batches(
     candidates: list[Candidate], batching: Batching, state: BudgetState, now: datetime,
     freshness_seconds: float, open_per_lane: Mapping[str, int] | None = None,
-    arriving: bool = False,
 ) -> Plan:
     """Decide which batches to close now; the rest wait for the next tick.
 
@@ -255,13 +253,7 @@ def plan_batches(
     (`open_per_lane`: queued or running) than `open_batches_per_lane`: a small batch closed
     while the lane's runs are busy would only queue, and each run has a fixed cost; so under
     a backlog the files gather into bigger batches, and a lone file on an idle lane still
-    goes at once. The freshness bound closes it whatever the lane is doing.
-
-    While its lane already has a run, a partial batch also waits for a flood still arriving
-    to pause (`arriving`: files still being written; or a candidate newer than
-    `max_wait_seconds`), at most `gather_seconds` past its wait: files copied in one after
-    another then go in one batch, not in one small batch per tick, each paying a run's fixed
-    cost. An idle lane never waits: the first files of a flood, or a lone file, go at once."""
+    goes at once. The freshness bound closes it whatever the lane is doing."""
     state = replace(state.for_day(now))  # never mutate the caller's state
     plan = Plan(budget=state)
     open_now = dict(open_per_lane or {})
@@ -280,23 +272,15 @@ def plan_batches(
                 take += 1
             full = take < len(queue) or take >= max_files or seconds >= target
             waited = now.timestamp() - queue[0].mtime
-            newest = now.timestamp() - max(c.mtime for c in queue[:take])
-            gathering = open_now.get(lane, 0) > 0 \
-                and (arriving or newest < batching.max_wait_seconds) \
-                and waited < batching.max_wait_seconds + batching.gather_seconds
             if full:
                 reason = "full"
             elif waited >= batching.max_wait_seconds and within_budget(state, batching, now) \
-                    and open_now.get(lane, 0) < batching.open_batches_per_lane \
-                    and not gathering:
+                    and open_now.get(lane, 0) < batching.open_batches_per_lane:
                 reason = "waited"
             elif waited >= min(batching.over_budget_max_wait_seconds, freshness_seconds):
                 reason = "waited (over budget)"
             else:
-                plan.over_budget = plan.over_budget or (
-                    waited >= batching.max_wait_seconds
-                    and not within_budget(state, batching, now))
-                plan.gathering += len(queue) if gathering else 0
+                plan.over_budget = plan.over_budget or waited >= batching.max_wait_seconds
                 plan.waiting += len(queue)
                 break
             plan.batches.append(PlannedBatch(lane, tuple(queue[:take]), reason))

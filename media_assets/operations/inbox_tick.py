@@ -222,8 +222,7 @@ def plan_tick(scan: Scan, open_batches: Sequence[OpenBatch], cursor: str | None,
     state = BudgetState.from_cursor(cursor)
     open_per_lane = Counter(b.lane for b in open_batches if b.work == UPLOAD)
     plan = plan_batches(candidates, policy.batching, state, now,
-                        policy.freshness_minutes * 60, open_per_lane,
-                        arriving=scan.unsettled > 0)
+                        policy.freshness_minutes * 60, open_per_lane)
     first_sequence = plan.budget.batches - len(plan.batches) + 1
     to_open = []
     for offset, batch in enumerate(plan.batches):
@@ -445,9 +444,7 @@ def describe(plan: Plan, scan: Scan, orphans: int) -> str:
                      + (", …" if len(plan.batches) > 5 else "") + " CPU-s")
     if plan.waiting:
         parts.append(f"{plan.waiting} files waiting for their batch to fill"
-                     + (" (daily partition budget reached)" if plan.over_budget else "")
-                     + (f" ({plan.gathering} gathering while files still arrive)"
-                        if plan.gathering else ""))
+                     + (" (daily partition budget reached)" if plan.over_budget else ""))
     if scan.unsettled:
         parts.append(f"{scan.unsettled} files still being written")
     if scan.claimed:

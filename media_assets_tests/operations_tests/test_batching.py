@@ -334,24 +334,3 @@ def test_while_a_lanes_runs_are_busy_a_partial_batch_gathers_instead_of_queueing
     stale = plan_batches(files(1, age=700), RULES, BudgetState(), NOW, 600, busy)
     assert [b.closed_because for b in stale.batches] == ["waited (over budget)"]
 
-
-
-def test_while_its_lane_has_a_run_an_arriving_flood_gathers_into_one_batch():
-    """Files copied in one after another: the first ones go at once (an idle lane), the rest
-    wait while files still arrive, then go together when the arrivals pause."""
-    rules = Batching(max_wait_seconds=1, gather_seconds=15)
-    idle = plan_batches(files(3, age=2), rules, BudgetState(), NOW, 600)
-    assert [b.closed_because for b in idle.batches] == ["waited"]  # never waits when idle
-    one_run = {"image": 1}
-    arriving = plan_batches(files(3, age=2), rules, BudgetState(), NOW, 600, one_run,
-                            arriving=True)
-    assert arriving.batches == [] and arriving.waiting == arriving.gathering == 3
-    assert not arriving.over_budget
-    newest_is_new = [*files(3, age=5), Candidate("new.jpg", 10, NOW.timestamp() - 0.5, "image")]
-    still = plan_batches(newest_is_new, rules, BudgetState(), NOW, 600, one_run)
-    assert still.batches == []
-    paused = plan_batches(files(3, age=2), rules, BudgetState(), NOW, 600, one_run)
-    assert [len(b.files) for b in paused.batches] == [3]
-    bounded = plan_batches(files(3, age=17), rules, BudgetState(), NOW, 600, one_run,
-                           arriving=True)
-    assert [b.closed_because for b in bounded.batches] == ["waited"]  # at most 15 s more
