@@ -280,7 +280,9 @@ def plan_batches(
             elif waited >= min(batching.over_budget_max_wait_seconds, freshness_seconds):
                 reason = "waited (over budget)"
             else:
-                plan.over_budget = plan.over_budget or waited >= batching.max_wait_seconds
+                plan.over_budget = plan.over_budget or (  # not merely a busy lane
+                    waited >= batching.max_wait_seconds
+                    and not within_budget(state, batching, now))
                 plan.waiting += len(queue)
                 break
             plan.batches.append(PlannedBatch(lane, tuple(queue[:take]), reason))

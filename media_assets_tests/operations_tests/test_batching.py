@@ -327,6 +327,7 @@ def test_while_a_lanes_runs_are_busy_a_partial_batch_gathers_instead_of_queueing
     busy = {"image": RULES.open_batches_per_lane}
     waiting = plan_batches(files(3, age=6), RULES, BudgetState(), NOW, 600, busy)
     assert waiting.batches == [] and waiting.waiting == 3
+    assert not waiting.over_budget  # a busy lane, not the daily partition budget
     full = plan_batches(files(5, age=6), RULES, BudgetState(), NOW, 600, busy)
     assert [b.closed_because for b in full.batches] == ["full"]  # full ones never wait
     other_lane = plan_batches(files(1, age=6, lane="av"), RULES, BudgetState(), NOW, 600, busy)
