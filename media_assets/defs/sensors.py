@@ -59,8 +59,8 @@ from media_assets.operations.inbox_tick import (
     inbox_after,
     plan_tick,
     scan_inbox,
-    wait_for_arrival,
 )
+from media_assets.operations.inbox_watch import wait_for_arrival
 from media_assets.operations.run_limits import max_runtime_tag
 from media_assets.records.layout import CATALOG_FRAGMENTS_PREFIX
 from media_assets.records.manifest import claimed_inbox_names, open_batch, unreadable_files

@@ -16,7 +16,6 @@ from media_assets.core.store import InboxEntry
 from media_assets.operations.batching import Candidate
 from media_assets.operations.breaker import BreakerState
 from media_assets.operations.inbox_tick import (
-    WATCH_MAX_FILES,
     HeldFolder,
     OpenBatch,
     Scan,
@@ -24,8 +23,8 @@ from media_assets.operations.inbox_tick import (
     inbox_after,
     plan_tick,
     scan_inbox,
-    wait_for_arrival,
 )
+from media_assets.operations.inbox_watch import WATCH_MAX_FILES, wait_for_arrival
 from media_assets.records.manifest import BULK, UPLOAD, new_manifest
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
